@@ -1,0 +1,93 @@
+"""
+Run camera, captioner and caption_logger in one process, without launch.
+
+The same nodes, parameters and YAML config as ``caption.launch.py``, for
+machines without a ROS 2 install (rclpy from PyPI) or for a quick try::
+
+    python -m camera_caption --source test_pattern --model /path/to/model
+
+The options mirror the launch arguments; anything after ``--ros-args`` is
+passed to rclpy unchanged.
+"""
+
+import argparse
+import os
+import sys
+
+from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, \
+    node_overrides
+
+
+def default_params_file():
+    """Return the installed config/caption.yaml, or the source tree's."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return os.path.join(get_package_share_directory('camera_caption'),
+                            'config', 'caption.yaml')
+    except (ImportError, LookupError, OSError):
+        pass  # not installed with colcon: use the source tree's copy
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(here, 'config', 'caption.yaml')
+
+
+def parse_args(argv):
+    """Parse our options; return (options, rclpy args)."""
+    ros_args = []
+    if '--ros-args' in argv:
+        cut = argv.index('--ros-args')
+        argv, ros_args = argv[:cut], argv[cut:]
+    parser = argparse.ArgumentParser(
+        prog='python -m camera_caption',
+        description='camera -> BLIP-2 captioner -> /caption -> logger, in '
+                    'one process. Options mirror caption.launch.py.')
+    for arg in LAUNCH_ARGUMENTS:
+        parser.add_argument('--' + arg.name, default=arg.default,
+                            help=f'{arg.description} (default: '
+                                 f'{arg.default!r})')
+    options = parser.parse_args(argv)
+    if not options.params_file:
+        options.params_file = default_params_file()
+    return options, ros_args
+
+
+def main(argv=None):
+    """Entry point of ``python -m camera_caption``."""
+    options, ros_args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not os.path.isfile(options.params_file):
+        print(f"params_file '{options.params_file}' does not exist",
+              file=sys.stderr)
+        return 2
+    from rclpy.parameter import Parameter
+
+    from camera_caption.camera_node import CameraNode
+    from camera_caption.caption_logger_node import CaptionLoggerNode
+    from camera_caption.captioner_node import CaptionerNode
+    from camera_caption.node_runner import run_nodes
+    from camera_caption.parameters import ParameterError
+
+    try:
+        overrides, remap, use_camera = node_overrides(vars(options))
+    except ParameterError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    def factory(cls, name):
+        def make():
+            return cls(namespace=options.namespace,
+                       parameter_overrides=[
+                           Parameter(k, value=v)
+                           for k, v in overrides[name].items()],
+                       cli_args=['--ros-args'] + remap[name])
+        return make
+
+    factories = [factory(CaptionerNode, 'captioner'),
+                 factory(CaptionLoggerNode, 'caption_logger')]
+    if use_camera:
+        factories.insert(0, factory(CameraNode, 'camera'))
+    args = ['camera_caption', '--ros-args', '--params-file',
+            options.params_file] + ros_args[1:]
+    return run_nodes(factories, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""
+The captioning engine: BLIP-2 loaded once, ``caption(frames, prompt)``.
+
+No ROS import.  The model is loaded with ``from_pretrained`` from a Hugging
+Face hub id or a local directory (``save_pretrained`` layout); frames are
+``H x W x 3`` uint8 RGB arrays; the result is one string per frame, with
+the prompt (if any) not repeated.
+"""
+
+import os
+import time
+
+DEFAULT_MODEL = 'Salesforce/blip2-opt-2.7b'
+
+DTYPES = {
+    'float16': 'float16', 'fp16': 'float16', 'half': 'float16',
+    'bfloat16': 'bfloat16', 'bf16': 'bfloat16',
+    'float32': 'float32', 'fp32': 'float32', 'float': 'float32',
+}
+DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded; the message says what to do."""
+
+
+def resolve_device(device):
+    """Map ``auto``/``cpu``/``cuda``/``cuda:N`` to a torch device string."""
+    import torch
+    device = (device or 'auto').strip().lower()
+    if device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cpu':
+        return 'cpu'
+    if device == 'cuda' or device.startswith('cuda:'):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"device '{device}' was asked for but CUDA is not available "
+                f'(torch {torch.__version__}, built for CUDA '
+                f'{torch.version.cuda}). Use device:=auto or device:=cpu, '
+                'or install a CUDA build of torch and check nvidia-smi.')
+        index = device.partition(':')[2]
+        if index and (not index.isdigit()
+                      or int(index) >= torch.cuda.device_count()):
+            raise ModelLoadError(
+                f"device '{device}': there are "
+                f'{torch.cuda.device_count()} CUDA device(s)')
+        return device
+    raise ModelLoadError(
+        f"device '{device}' is not one of {', '.join(DEVICE_CHOICES)}")
+
+
+def resolve_dtype(dtype, device):
+    """Map ``auto`` or a dtype name to a torch dtype for ``device``."""
+    import torch
+    name = (dtype or 'auto').strip().lower()
+    if name == 'auto':
+        name = 'float16' if device.startswith('cuda') else 'float32'
+    if name not in DTYPES:
+        raise ModelLoadError(
+            "dtype '%s' is not one of auto, " % dtype
+            + ', '.join(sorted(set(DTYPES.values()))))
+    return getattr(torch, DTYPES[name])
+
+
+def dtype_kwarg(torch_dtype, version=None):
+    """
+    ``from_pretrained`` keyword for the dtype on this transformers.
+
+    transformers 4.56 renamed ``torch_dtype`` to ``dtype``; older releases
+    (4.49 and later are supported) only know ``torch_dtype``.
+    """
+    if version is None:
+        import transformers
+        version = transformers.__version__
+    major, minor = (int(x) for x in version.split('.')[:2])
+    key = 'dtype' if (major, minor) >= (4, 56) else 'torch_dtype'
+    return {key: torch_dtype}
+
+
+def _load_hint(model):
+    if os.path.isdir(model):
+        return (f"'{model}' is a directory: it must hold config.json, the "
+                'weights (model.safetensors or pytorch_model.bin) and the '
+                'processor/tokenizer files, as save_pretrained() writes them.')
+    return (f"If '{model}' is a hub id, download it once on a machine with "
+            f'network (hf download {model}, or huggingface-cli download '
+            f'{model}) and then run with HF_HUB_OFFLINE=1, or set model to a '
+            'local directory that holds the saved model.')
+
+
+class CaptionEngine:
+    """BLIP-2 (or another image-to-text model) behind ``caption()``."""
+
+    def __init__(self, model, processor, device, dtype, model_id='',
+                 max_new_tokens=20, load_seconds=0.0):
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+        self.model_id = model_id
+        self.max_new_tokens = max_new_tokens
+        self.load_seconds = load_seconds
+
+    @classmethod
+    def load(cls, model_id, device='auto', dtype='auto', max_new_tokens=20):
+        """
+        Load processor and model with ``from_pretrained``.
+
+        Raises :class:`ModelLoadError` with advice on any failure.
+        """
+        start = time.monotonic()
+        import torch
+        from transformers import AutoConfig, AutoProcessor
+
+        if not model_id or not str(model_id).strip():
+            raise ModelLoadError('model is empty: give a hub id such as '
+                                 f'{DEFAULT_MODEL} or a local directory')
+        model_id = os.path.expanduser(str(model_id).strip())
+        if model_id.startswith(('/', './', '../')) and not os.path.isdir(
+                model_id):
+            raise ModelLoadError(
+                f"model directory '{model_id}' does not exist. Give a hub id "
+                f'such as {DEFAULT_MODEL} or a directory written by '
+                'save_pretrained().')
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
+        try:
+            config = AutoConfig.from_pretrained(model_id)
+            model_cls = _model_class(config)
+            processor = AutoProcessor.from_pretrained(model_id)
+            model = model_cls.from_pretrained(
+                model_id, **dtype_kwarg(torch_dtype))
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: B902 - any loader failure
+            reason = str(exc).strip().splitlines()
+            reason = reason[0] if reason else type(exc).__name__
+            raise ModelLoadError(
+                f"model '{model_id}' could not be loaded "
+                f'({type(exc).__name__}: {reason}). {_load_hint(model_id)}'
+            ) from exc
+        try:
+            model = model.to(device).eval()
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+            raise ModelLoadError(
+                f"model '{model_id}' does not fit on {device} as "
+                f'{torch_dtype}: {exc}. Try dtype float16, a smaller model '
+                'or device cpu.') from exc
+        if device.startswith('cuda'):
+            torch.cuda.synchronize(device)
+        return cls(model, processor, device, torch_dtype, model_id,
+                   max_new_tokens, time.monotonic() - start)
+
+    def caption(self, frames, prompt='', max_new_tokens=None):
+        """Return one caption per RGB frame (prompt text not repeated)."""
+        import torch
+
+        if not frames:
+            return []
+        prompt = prompt or ''
+        max_new = int(max_new_tokens or self.max_new_tokens)
+        inputs = self.processor(images=list(frames),
+                                text=[prompt] * len(frames),
+                                return_tensors='pt', padding=True)
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs['pixel_values'] = inputs['pixel_values'].to(self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=max_new,
+                                      do_sample=False, num_beams=1)
+        new_tokens = strip_prompt_tokens(out, inputs.get('input_ids'))
+        texts = self.processor.batch_decode(new_tokens,
+                                            skip_special_tokens=True)
+        return [strip_prompt_text(t, prompt) for t in texts]
+
+    def describe(self):
+        """Return a one-line description for logs."""
+        return (f'{self.model_id} on {self.device} ({str(self.dtype)[6:]}), '
+                f'loaded in {self.load_seconds:.1f} s')
+
+
+def _model_class(config):
+    if getattr(config, 'model_type', '') == 'blip-2':
+        from transformers import Blip2ForConditionalGeneration
+        return Blip2ForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
+    return AutoModelForImageTextToText
+
+
+def strip_prompt_tokens(output_ids, input_ids):
+    """
+    Drop the echoed input (image tokens + prompt) from ``generate()``.
+
+    Newer transformers return input + new tokens for decoder-only language
+    models, older ones only the new tokens; both are handled.
+    """
+    if input_ids is None:
+        return output_ids
+    n = input_ids.shape[1]
+    if output_ids.shape[1] >= n and bool(
+            (output_ids[:, :n] == input_ids.to(output_ids.device)).all()):
+        return output_ids[:, n:]
+    return output_ids
+
+
+def strip_prompt_text(text, prompt):
+    """Remove a leading copy of ``prompt`` from ``text`` and trim it."""
+    text = text.strip()
+    prompt = (prompt or '').strip()
+    if prompt and text.startswith(prompt):
+        text = text[len(prompt):]
+    return text.strip()

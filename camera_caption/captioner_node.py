@@ -1,0 +1,99 @@
+"""
+captioner node: newest image in, BLIP-2 caption out on ``caption``.
+
+The subscription (depth 1) converts each ``sensor_msgs/Image`` and drops
+it into the worker's one-frame slot; the worker thread captions the newest
+frame at most ``rate_hz`` times a second and publishes ``std_msgs/String``.
+Inference never runs on the executor thread.
+"""
+
+import sys
+
+from camera_caption.caption_engine import CaptionEngine
+from camera_caption.caption_worker import CaptionWorker
+from camera_caption.image_conversion import ImageConversionError
+from camera_caption.latest_frame import Frame
+from camera_caption.log_throttle import LogThrottle
+from camera_caption.message_conversion import image_msg_to_rgb
+from camera_caption.node_runner import run_node
+from camera_caption.parameters import CAPTIONER_PARAMETERS
+from camera_caption.ros_parameters import (declare_parameters, image_qos,
+                                           watch_parameters)
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+
+class CaptionerNode(Node):
+    """Caption the newest frame of ``image_raw`` on ``caption``."""
+
+    def __init__(self, engine=None, **kwargs):
+        super().__init__('captioner', **kwargs)
+        self.params = declare_parameters(self, CAPTIONER_PARAMETERS)
+        p = self.params
+        log = self.get_logger()
+        if engine is None:
+            log.info(f"loading model '{p['model']}' (device {p['device']}, "
+                     f'dtype {p["dtype"]})')
+            engine = CaptionEngine.load(p['model'], p['device'], p['dtype'],
+                                        p['max_new_tokens'])
+        self.engine = engine
+        log.info(f'model ready: {engine.describe()}')
+        self._log_throttle = LogThrottle(5.0)
+        self.published = 0
+        self.last_latency = self.last_inference = None
+        self.publisher = self.create_publisher(String, 'caption', 10)
+        self.worker = CaptionWorker(engine.caption, self._publish,
+                                    self._caption_failed, p)
+        watch_parameters(self, CAPTIONER_PARAMETERS, p)
+        self.subscription = self.create_subscription(
+            Image, 'image_raw', self._on_image, image_qos(p['reliability']))
+        self.worker.start()
+        log.info(f'captioning {self.subscription.topic_name} -> '
+                 f'{self.publisher.topic_name} at <= {p["rate_hz"]:g} Hz '
+                 f'({p["reliability"]})')
+
+    def _on_image(self, msg):
+        try:
+            image = image_msg_to_rgb(msg)
+        except ImageConversionError as exc:
+            self._warn(exc.key, f'frame skipped: {exc}')
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.worker.submit(Frame(image, stamp, msg.header.frame_id,
+                                 self.subscription.topic_name))
+
+    def _publish(self, result):
+        if not self.context.ok():
+            return
+        self.publisher.publish(String(data=result.text))
+        now = self.get_clock().now().nanoseconds * 1e-9
+        # Frame-to-caption latency, from the image's header stamp.
+        self.last_latency = now - result.frame.stamp
+        self.last_inference = result.inference_seconds
+        self.published += 1
+
+    def _caption_failed(self, frame, exc):
+        self._warn(('inference', type(exc).__name__),
+                   f'caption failed, frame skipped: '
+                   f'{type(exc).__name__}: {exc}')
+
+    def _warn(self, key, message):
+        allowed, suppressed = self._log_throttle.should_log(key)
+        if allowed:
+            self.get_logger().warning(
+                self._log_throttle.annotate(message, suppressed))
+
+    def destroy_node(self):
+        """Stop and join the worker before the node goes."""
+        self.worker.stop()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Entry point of ``ros2 run camera_caption captioner_node``."""
+    sys.exit(run_node(CaptionerNode, args))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,100 @@
+"""
+Keep only the newest frame, and throttle how often work starts.
+
+Plain Python (no ROS): the captioner's subscription callback ``put``s
+frames into a :class:`LatestFrameSlot`; the worker ``take``s the newest one
+when :class:`Throttle` allows.  A frame that is replaced before it is taken
+is counted as dropped, so no backlog can ever build up.
+"""
+
+from dataclasses import dataclass, field
+import threading
+import time
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One image to caption and where it came from."""
+
+    image: np.ndarray          # H x W x 3 uint8 RGB
+    stamp: float = 0.0         # header stamp, seconds
+    frame_id: str = ''
+    topic: str = ''
+    received: float = field(default_factory=time.monotonic)
+
+
+class LatestFrameSlot:
+    """A one-item mailbox: ``put`` replaces, ``take`` empties."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item = None
+        self._closed = False
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, item):
+        """Store ``item``, replacing (and counting as dropped) an older one."""
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self.received += 1
+            self._cond.notify_all()
+
+    def take(self, timeout=None):
+        """
+        Return and remove the newest item, waiting up to ``timeout`` s.
+
+        Returns None on timeout or once the slot is closed.
+        """
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return None if self._closed else item
+
+    def peek(self):
+        """Return the newest item without removing it (or None)."""
+        with self._cond:
+            return self._item
+
+    def close(self):
+        """Wake every waiter; later ``take`` calls return None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Throttle:
+    """Allow a start at most ``rate_hz`` times per second."""
+
+    def __init__(self, rate_hz, clock=time.monotonic):
+        self._clock = clock
+        self._last = None
+        self.rate_hz = rate_hz
+
+    @property
+    def rate_hz(self):
+        """Return the starts per second allowed (> 0)."""
+        return self._rate_hz
+
+    @rate_hz.setter
+    def rate_hz(self, value):
+        value = float(value)
+        if not value > 0:
+            raise ValueError(f'rate_hz must be > 0, got {value!r}')
+        self._rate_hz = value
+
+    def wait_time(self, now=None):
+        """Seconds to wait before the next start is allowed (0 if now)."""
+        if self._last is None:
+            return 0.0
+        now = self._clock() if now is None else now
+        return max(0.0, self._last + 1.0 / self._rate_hz - now)
+
+    def mark(self, now=None):
+        """Record that work starts now."""
+        self._last = self._clock() if now is None else now

@@ -1,0 +1,91 @@
+"""
+The launch arguments, shared by caption.launch.py and ``__main__``.
+
+No ROS import.  Each argument either overrides one node parameter (when
+not empty: empty keeps the value from the params file) or shapes the
+graph (``use_camera``, ``image_topic``, ``namespace``, ``params_file``).
+"""
+
+from dataclasses import dataclass
+
+from camera_caption.parameters import find, NODE_PARAMETERS, ParameterError
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """One launch argument."""
+
+    name: str
+    default: str
+    description: str
+    node: str = ''       # node whose parameter it overrides ('' = none)
+
+
+LAUNCH_ARGUMENTS = (
+    LaunchArgument('source', '', "camera source: '0', '/dev/video0', a "
+                   "video file, an image folder, a URL or 'test_pattern'",
+                   'camera'),
+    LaunchArgument('model', '', 'hub id or local directory of the BLIP-2 '
+                   'model', 'captioner'),
+    LaunchArgument('device', '', "'auto', 'cpu', 'cuda' or 'cuda:N'",
+                   'captioner'),
+    LaunchArgument('dtype', '', "'auto', 'float16', 'bfloat16' or "
+                   "'float32'", 'captioner'),
+    LaunchArgument('prompt', '', 'prompt text, e.g. "Question: what is '
+                   'happening? Answer:"', 'captioner'),
+    LaunchArgument('rate_hz', '', 'most captions per second', 'captioner'),
+    LaunchArgument('max_new_tokens', '', 'longest caption in tokens',
+                   'captioner'),
+    LaunchArgument('use_camera', 'true', 'start the camera node (false: '
+                   'caption image_topic from your own driver)'),
+    LaunchArgument('image_topic', 'image_raw', 'image topic the camera '
+                   'publishes and the captioner reads'),
+    LaunchArgument('namespace', '', 'namespace for all three nodes'),
+    LaunchArgument('params_file', '', 'YAML parameters file (empty: the '
+                   "package's config/caption.yaml)"),
+)
+
+
+def parse_bool(name, text):
+    """Return the boolean a launch argument string means, or raise."""
+    value = str(text).strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off'):
+        return False
+    raise ParameterError(f"launch argument '{name}' = {text!r} is invalid: "
+                         'must be true or false')
+
+
+def _typed(text):
+    """Read a launch argument string as YAML-ish scalar (int/float/str)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def node_overrides(values):
+    """
+    Map launch argument values to per-node parameters and remappings.
+
+    Returns ``(overrides, remappings, use_camera)`` where ``overrides`` is
+    ``{node: {param: value}}`` (validated) and ``remappings`` is
+    ``{node: ['-r', 'from:=to', ...]}``.
+    """
+    overrides = {node: {} for node in NODE_PARAMETERS}
+    for arg in LAUNCH_ARGUMENTS:
+        text = values.get(arg.name, arg.default)
+        if not arg.node or text in ('', None):
+            continue
+        spec = find(NODE_PARAMETERS[arg.node], arg.name)
+        raw = str(text) if spec.kind is str else _typed(str(text))
+        overrides[arg.node][arg.name] = spec.coerce(raw)
+    use_camera = parse_bool('use_camera', values.get('use_camera', 'true'))
+    topic = str(values.get('image_topic') or 'image_raw')
+    remap = ['-r', f'image_raw:={topic}']
+    remappings = {'camera': list(remap), 'captioner': list(remap),
+                  'caption_logger': []}
+    return overrides, remappings, use_camera

@@ -1,0 +1,74 @@
+"""
+Run nodes the way every executable of this package does.
+
+Ctrl-C and SIGTERM stop the executor, then worker threads are joined and
+nodes destroyed before the context shuts down, so a node exits within a
+fraction of a second with status 0 and no traceback.  A start-up error (bad
+parameter, missing camera, a model that does not load) is logged in one
+line and exits with status 1.
+"""
+
+import signal
+import threading
+
+from camera_caption.caption_engine import ModelLoadError
+from camera_caption.frame_sources import SourceError
+from camera_caption.parameters import ParameterError
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+START_ERRORS = (ParameterError, SourceError, ModelLoadError)
+# How often the spin loop looks at the stop flag (seconds).
+_POLL = 0.1
+
+
+def _init(args):
+    try:
+        from rclpy.signals import SignalHandlerOptions
+    except ImportError:  # pragma: no cover - rclpy older than Humble
+        rclpy.init(args=args)
+        return
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def run_nodes(factories, args=None, stop=None):
+    """
+    Create a node with each of ``factories`` and spin them together.
+
+    ``stop`` (a threading.Event) ends the run when set; SIGINT and SIGTERM
+    set it when called from the main thread.  Returns the exit status.
+    """
+    stop = stop or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    _init(args)
+    nodes = []
+    executor = MultiThreadedExecutor(num_threads=max(2, len(factories) + 1))
+    status = 0
+    try:
+        for factory in factories:
+            nodes.append(factory())
+            executor.add_node(nodes[-1])
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=_POLL)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except START_ERRORS as exc:
+        rclpy.logging.get_logger('camera_caption').fatal(str(exc))
+        status = 1
+    finally:
+        for node in reversed(nodes):
+            executor.remove_node(node)
+            node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def run_node(factory, args=None):
+    """Run the single node that ``factory()`` makes; return exit status."""
+    return run_nodes([factory], args)

@@ -1,0 +1,161 @@
+"""
+Every node parameter: name, default, description and validation.
+
+No ROS import.  The node modules declare exactly these parameters; the
+YAML config, the launch file and the README tables document them, and a
+test keeps the four in step.  Values are coerced to the declared kind so
+that ``rate_hz: 2`` (an integer in YAML) or ``source:=0`` (an integer to
+the launch system) are accepted, and a bad value is refused with a message
+that names the parameter.
+"""
+
+from dataclasses import dataclass
+
+from camera_caption.caption_engine import DEFAULT_MODEL, DTYPES
+from camera_caption.image_conversion import CAMERA_ENCODINGS
+
+RELIABILITY_CHOICES = ('best_effort', 'reliable')
+
+
+class ParameterError(ValueError):
+    """A parameter value that is refused; the message names it."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter."""
+
+    name: str
+    default: object
+    description: str
+    choices: tuple = ()
+    minimum: float = None
+    maximum: float = None
+    live: bool = False       # may be changed with `ros2 param set`
+
+    @property
+    def kind(self):
+        """Python type of the value (str, int, float or bool)."""
+        return type(self.default)
+
+    def coerce(self, value):
+        """Return ``value`` as this parameter's kind, or raise."""
+        kind = self.kind
+        if kind is bool:
+            if isinstance(value, bool):
+                out = value
+            elif isinstance(value, str) and value.lower() in (
+                    'true', 'false'):
+                out = value.lower() == 'true'
+            else:
+                raise self.error(value, 'must be true or false')
+        elif kind is str:
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                out = str(value)
+            else:
+                raise self.error(value, 'must be a string')
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or value != int(value):
+                raise self.error(value, 'must be an integer')
+            out = int(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.error(value, 'must be a number')
+            out = float(value)
+            if out != out:
+                raise self.error(value, 'must be a number')
+        if self.choices and out not in self.choices:
+            raise self.error(value, 'must be one of ' + ', '.join(
+                str(c) for c in self.choices))
+        if self.minimum is not None and out < self.minimum:
+            raise self.error(value, f'must be >= {self.minimum:g}'
+                             if self.minimum else 'must be >= 0')
+        if self.maximum is not None and out > self.maximum:
+            raise self.error(value, f'must be <= {self.maximum:g}')
+        return out
+
+    def error(self, value, reason):
+        """Return a :class:`ParameterError` naming this parameter."""
+        return ParameterError(
+            f"parameter '{self.name}' = {value!r} is invalid: {reason}")
+
+
+class PositiveParam(Param):
+    """A number that must be strictly greater than zero."""
+
+    def coerce(self, value):
+        """Coerce, then refuse zero and negative values."""
+        out = super().coerce(value)
+        if out <= 0:
+            raise self.error(value, 'must be > 0')
+        return out
+
+
+CAMERA_PARAMETERS = (
+    Param('source', '0',
+          "Frame source: V4L2 index ('0') or path ('/dev/video0'), a video "
+          'file, a folder of images, a stream URL (rtsp://, http://) or '
+          "'test_pattern'."),
+    Param('width', 640, "Frame width in pixels (0 = the source's own).",
+          minimum=0, maximum=16384),
+    Param('height', 480, "Frame height in pixels (0 = the source's own).",
+          minimum=0, maximum=16384),
+    Param('fps', 30.0, 'Frames per second to publish; video files play at '
+          'their own rate when 0.', minimum=0.0, maximum=1000.0),
+    Param('encoding', 'rgb8', 'Published image encoding.',
+          choices=CAMERA_ENCODINGS),
+    Param('frame_id', 'camera', 'header.frame_id of published images.'),
+    Param('loop', True, 'Restart a video file or image folder at its end.'),
+    Param('reliability', 'reliable', 'QoS reliability of image_raw '
+          '(reliable suits every subscriber).', choices=RELIABILITY_CHOICES),
+)
+
+CAPTIONER_PARAMETERS = (
+    Param('model', DEFAULT_MODEL,
+          'Hugging Face hub id or local directory of a BLIP-2 model.'),
+    Param('device', 'auto', "Torch device: 'auto' (cuda if available), "
+          "'cpu', 'cuda' or 'cuda:N'."),
+    Param('dtype', 'auto', "Weights dtype: 'auto' (float16 on CUDA, float32 "
+          "on CPU), 'float16', 'bfloat16' or 'float32'.",
+          choices=('auto',) + tuple(sorted(DTYPES))),
+    Param('prompt', '', 'Text prompt; empty = plain caption. Example: '
+          "'Question: what is happening? Answer:'. Not repeated in the "
+          'caption.', live=True),
+    Param('max_new_tokens', 20, 'Longest caption, in tokens.', minimum=1,
+          maximum=512, live=True),
+    PositiveParam('rate_hz', 1.0, 'Most captions per second; frames in '
+                  'between are dropped, the newest is captioned.',
+                  maximum=1000.0, live=True),
+    Param('reliability', 'best_effort', 'QoS reliability of the image '
+          'subscription (depth 1). best_effort matches every publisher; '
+          'reliable only reliable ones.', choices=RELIABILITY_CHOICES),
+)
+
+CAPTION_LOGGER_PARAMETERS = ()
+
+NODE_PARAMETERS = {
+    'camera': CAMERA_PARAMETERS,
+    'captioner': CAPTIONER_PARAMETERS,
+    'caption_logger': CAPTION_LOGGER_PARAMETERS,
+}
+
+
+def validate(specs, values):
+    """
+    Return ``{name: coerced value}`` for ``values``; raise on the first bad.
+
+    Names not in ``specs`` keep their value; missing names get defaults.
+    """
+    out = dict(values)
+    for spec in specs:
+        out[spec.name] = spec.coerce(values.get(spec.name, spec.default))
+    return out
+
+
+def find(specs, name):
+    """Return the :class:`Param` called ``name`` in ``specs`` (or None)."""
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    return None

@@ -1,0 +1,34 @@
+"""ament_python package setup for camera_caption."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'camera_caption'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages',
+            ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='camera_caption developers',
+    maintainer_email='camera-caption@example.com',
+    description='Live camera captioning with BLIP-2 on ROS 2.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'camera_node = camera_caption.camera_node:main',
+            'captioner_node = camera_caption.captioner_node:main',
+            'caption_logger = camera_caption.caption_logger_node:main',
+        ],
+    },
+)

@@ -1,0 +1,69 @@
+"""Helpers for tests that drive real rclpy nodes on real topics."""
+
+import contextlib
+import threading
+import time
+
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+
+
+@contextlib.contextmanager
+def spinning(context, *nodes):
+    """Spin ``nodes`` on a background executor; destroy them afterwards."""
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    for node in nodes:
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(2.0)
+        for node in nodes:
+            node.destroy_node()
+
+
+def params(**values):
+    """Parameter overrides for a node constructor."""
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
+class CaptionListener:
+    """Collect (arrival time, text) of every String on a topic."""
+
+    def __init__(self, node, topic='/caption'):
+        self.items = []
+        self._lock = threading.Lock()
+        node.create_subscription(String, topic, self._on_msg, 10)
+
+    def _on_msg(self, msg):
+        with self._lock:
+            self.items.append((time.monotonic(), msg.data))
+
+    def wait_for(self, count, timeout):
+        """Wait until ``count`` messages arrived; return whether they did."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.items) >= count:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def count_between(self, start, end):
+        """Messages that arrived in [start, end) (monotonic seconds)."""
+        with self._lock:
+            return sum(1 for t, _ in self.items if start <= t < end)
+
+
+def wait_until(predicate, timeout, interval=0.02):
+    """Poll ``predicate`` until true or ``timeout``; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

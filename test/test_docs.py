@@ -1,0 +1,83 @@
+"""README tables, config/caption.yaml and the code agree on the contract."""
+
+import os
+import re
+
+from camera_caption.launch_arguments import LAUNCH_ARGUMENTS
+from camera_caption.parameters import NODE_PARAMETERS
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(*parts):
+    with open(os.path.join(ROOT, *parts), encoding='utf-8') as f:
+        return f.read()
+
+
+def readme_table(heading):
+    """Return {first cell: row cells} of the table under ``heading``."""
+    text = read('README.md')
+    start = text.index(heading)
+    rows = {}
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith('#') or (rows and not line.startswith('|')):
+            break
+        if line.startswith('|') and not line.startswith('|---'):
+            cells = [c.strip() for c in line.strip('|').split('|')]
+            rows[cells[0].strip('`')] = cells
+    return rows
+
+
+@pytest.mark.parametrize('node', sorted(NODE_PARAMETERS))
+def test_yaml_declares_every_parameter_with_its_default_and_a_comment(node):
+    config = yaml.safe_load(read('config', 'caption.yaml'))
+    values = config[f'/**/{node}']['ros__parameters'] or {}
+    specs = NODE_PARAMETERS[node]
+    assert sorted(values) == sorted(s.name for s in specs)
+    lines = read('config', 'caption.yaml').splitlines()
+    for spec in specs:
+        assert values[spec.name] == spec.default, spec.name
+        index = next(i for i, line in enumerate(lines)
+                     if line.strip().startswith(spec.name + ':'))
+        assert lines[index - 1].strip().startswith('#'), spec.name
+
+
+@pytest.mark.parametrize('node', ['camera', 'captioner'])
+def test_readme_documents_every_parameter_with_its_default(node):
+    rows = readme_table(f'### {node}\n')
+    specs = NODE_PARAMETERS[node]
+    assert sorted(rows) == sorted(['parameter'] + [s.name for s in specs])
+    for spec in specs:
+        default = rows[spec.name][2].strip('`"')
+        expected = str(spec.default).lower() if isinstance(
+            spec.default, bool) else str(spec.default)
+        assert default == expected, (spec.name, default, expected)
+        assert ('*live*' in rows[spec.name][3]) == spec.live, spec.name
+
+
+def test_readme_documents_every_launch_argument():
+    rows = readme_table('## Launch arguments')
+    assert sorted(rows) == sorted(['argument'] +
+                                  [a.name for a in LAUNCH_ARGUMENTS])
+    for arg in LAUNCH_ARGUMENTS:
+        assert rows[arg.name][1].strip('`"') == arg.default, arg.name
+
+
+def test_readme_names_every_executable_and_setup_py_installs_them():
+    rows = readme_table('## Nodes, topics and executables')
+    setup = read('setup.py')
+    scripts = re.findall(r"'(\w+) = camera_caption\.(\w+):main'", setup)
+    assert sorted(rows) == sorted(['executable (`ros2 run camera_caption …`)']
+                                  + [name for name, _ in scripts])
+    for name, module in scripts:
+        assert os.path.exists(os.path.join(ROOT, 'camera_caption',
+                                           module + '.py'))
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = read('README.md')
+    section = readme[readme.index('## Tests'):]
+    command = re.search(r'```bash\n(.+?)\n```', section, re.S).group(1)
+    assert command.strip() in read('.ci', 'run')

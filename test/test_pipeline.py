@@ -1,0 +1,100 @@
+"""camera -> captioner -> /caption -> caption_logger on real rclpy nodes."""
+
+import time
+
+from camera_caption.camera_node import CameraNode
+from camera_caption.caption_logger_node import CaptionLoggerNode
+from camera_caption.captioner_node import CaptionerNode
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers import CaptionListener, params, spinning, wait_until
+from sensor_msgs.msg import Image
+
+
+def test_camera_to_caption_at_the_throttled_rate(ros_context,
+                                                 tiny_model_dir):
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=320, height=240, fps=30.0))
+    captioner = CaptionerNode(context=ros_context, parameter_overrides=params(
+        model=tiny_model_dir, device='cpu', rate_hz=2.0, max_new_tokens=6))
+    logger = CaptionLoggerNode(context=ros_context)
+    probe = rclpy.create_node('probe', context=ros_context)
+    captions = CaptionListener(probe)
+    with spinning(ros_context, camera, captioner, logger, probe):
+        assert captions.wait_for(1, timeout=30), 'no caption within 30 s'
+        assert wait_until(lambda: logger.count >= 1, 5)
+        # The graph rqt_graph draws: /camera -> /image_raw -> /captioner
+        # -> /caption -> /caption_logger.
+        pubs = dict(probe.get_publisher_names_and_types_by_node(
+            'camera', '/'))
+        assert 'sensor_msgs/msg/Image' in pubs['/image_raw']
+        subs = dict(probe.get_subscriber_names_and_types_by_node(
+            'captioner', '/'))
+        assert '/image_raw' in subs
+        pubs = dict(probe.get_publisher_names_and_types_by_node(
+            'captioner', '/'))
+        assert 'std_msgs/msg/String' in pubs['/caption']
+        subs = dict(probe.get_subscriber_names_and_types_by_node(
+            'caption_logger', '/'))
+        assert '/caption' in subs
+
+        # A 30 fps flood with rate_hz 2 gives ~2 captions/s, no backlog.
+        frames_before = captioner.worker.slot.received
+        start = time.monotonic()
+        time.sleep(5.0)
+        end = time.monotonic()
+        rate = captions.count_between(start, end) / (end - start)
+        frames_in = (captioner.worker.slot.received - frames_before) / (
+            end - start)
+        assert 1.4 <= rate <= 2.4, rate
+        assert frames_in > 15, frames_in
+        assert captioner.worker.slot.dropped > 40
+        # The newest frame is captioned: latency stays well under a second.
+        assert captioner.last_latency < 1.0, captioner.last_latency
+        assert camera.published > 100
+    assert logger.count >= captions.count_between(0, end) - 2
+    assert all(isinstance(text, str) for _, text in captions.items)
+
+
+def make_image(value, encoding='bgr8', width=32, height=24):
+    msg = Image()
+    msg.header.frame_id = 'own_driver'
+    msg.height, msg.width, msg.encoding = height, width, encoding
+    msg.step = width * 3
+    msg.data = np.full((height, width, 3), value, np.uint8).tobytes()
+    return msg
+
+
+def test_own_driver_reliable_topic_and_bad_frames(ros_context,
+                                                  tiny_model_dir, capfd):
+    captioner = CaptionerNode(
+        context=ros_context,
+        cli_args=['--ros-args', '-r', 'image_raw:=/cam/color/image_raw'],
+        parameter_overrides=params(model=tiny_model_dir, device='cpu',
+                                   rate_hz=20.0, reliability='reliable',
+                                   max_new_tokens=4))
+    driver = rclpy.create_node('driver', context=ros_context)
+    pub = driver.create_publisher(
+        Image, '/cam/color/image_raw',
+        QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    captions = CaptionListener(driver)
+    with spinning(ros_context, captioner, driver):
+        assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
+        bad = make_image(10)
+        bad.encoding = 'no_such_encoding'
+        for _ in range(20):
+            pub.publish(bad)
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert captions.items == []            # bad frames are skipped
+        assert captioner.worker.slot.received == 0
+        for i in range(5):
+            pub.publish(make_image(40 * i))
+            time.sleep(0.1)
+        assert captions.wait_for(1, timeout=10), 'good frame not captioned'
+    # One warning line for 20 bad frames, naming the field and value.
+    warnings = [line for line in capfd.readouterr().err.splitlines()
+                if 'frame skipped' in line]
+    assert len(warnings) == 1, warnings
+    assert "'encoding'='no_such_encoding'" in warnings[0]
