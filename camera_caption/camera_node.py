@@ -1,10 +1,12 @@
 """
-camera node: publish frames from a device, file, folder or test pattern.
+camera node: publish frames from a device, file, folder, stream or pattern.
 
-Publishes ``sensor_msgs/Image`` on ``image_raw`` with the capture time in
-``header.stamp`` and the ``frame_id`` parameter.  Frames are read on a
-capture thread (devices block there, files and the pattern are paced to
-``fps``), so the executor stays free.
+Publishes ``sensor_msgs/Image`` on ``image_raw`` (and, when asked, JPEG
+``sensor_msgs/CompressedImage`` on ``image_raw/compressed``) with the
+capture time in ``header.stamp`` and the ``frame_id`` parameter.  Frames
+are read on a capture thread (devices block there, files and the pattern
+are paced to ``fps``), so the executor stays free.  A device or stream that
+stops delivering is reopened with backoff.
 """
 
 import array
@@ -12,13 +14,15 @@ import sys
 import threading
 import time
 
-from camera_caption.frame_sources import open_source, SourceError
+from camera_caption.frame_sources import (classify, open_source,
+                                          ReconnectingSource, SourceError)
 from camera_caption.image_conversion import bgr_to_encoding
 from camera_caption.node_runner import run_node
 from camera_caption.parameters import CAMERA_PARAMETERS
 from camera_caption.ros_parameters import declare_parameters, image_qos
+import cv2
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 
 class CameraNode(Node):
@@ -28,19 +32,42 @@ class CameraNode(Node):
         super().__init__('camera', **kwargs)
         self.params = declare_parameters(self, CAMERA_PARAMETERS)
         p = self.params
-        self.source = open_source(p['source'], p['width'], p['height'],
-                                  p['fps'], p['loop'])
-        self.publisher = self.create_publisher(
-            Image, 'image_raw', image_qos(p['reliability']))
-        self.published = 0
         self._stop = threading.Event()
+        self.source = self._open_source()
+        qos = image_qos(p['reliability'])
+        self.publisher = self.create_publisher(Image, 'image_raw', qos)
+        self.compressed_publisher = None
+        if p['publish_compressed']:
+            self.compressed_publisher = self.create_publisher(
+                CompressedImage, 'image_raw/compressed', qos)
+        self.published = 0
+        self.publish_seconds = 0.0   # total time spent in publish_frame
         self.context.on_shutdown(self._stop.set)
         self._thread = threading.Thread(target=self._capture_loop,
                                         name='camera_capture', daemon=True)
         self.get_logger().info(
             f'publishing {self.source.describe()} as {p["encoding"]} on '
-            f'{self.publisher.topic_name}')
+            f'{self.publisher.topic_name}'
+            + (' and JPEG on ' + self.compressed_publisher.topic_name
+               if self.compressed_publisher else ''))
         self._thread.start()
+
+    def _open_source(self):
+        p = self.params
+
+        def opener():
+            return open_source(p['source'], p['width'], p['height'], p['fps'],
+                               p['loop'], p['stream_timeout_s'])
+
+        source = opener()
+        if getattr(source, 'negotiation', ''):
+            self.get_logger().warning(source.negotiation)
+        if classify(p['source'])[0] in ('device', 'stream'):
+            source = ReconnectingSource(
+                opener, source, p['reconnect_initial_s'],
+                p['reconnect_max_s'], p['reconnect_attempts'],
+                log=self.get_logger().warning, stop=self._stop)
+        return source
 
     def _capture_loop(self):
         period = 1.0 / self.source.fps if self.source.fps > 0 else 0.0
@@ -54,7 +81,8 @@ class CameraNode(Node):
             try:
                 frame = self.source.read()
             except SourceError as exc:
-                self.get_logger().error(str(exc))
+                if not self._stop.is_set():
+                    self.get_logger().error(f'{exc}: publishing stopped')
                 break
             if frame is None:
                 self.get_logger().info(
@@ -72,26 +100,47 @@ class CameraNode(Node):
 
     def publish_frame(self, frame_bgr):
         """Publish one BGR frame, stamped now."""
-        image = bgr_to_encoding(frame_bgr, self.params['encoding'])
+        start = time.perf_counter()
+        stamp = self.get_clock().now().to_msg()
+        encoding = self.params['encoding']
+        image = bgr_to_encoding(frame_bgr, encoding)
         msg = Image()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         msg.header.frame_id = self.params['frame_id']
         msg.height, msg.width = image.shape[:2]
-        msg.encoding = self.params['encoding']
+        msg.encoding = encoding
         msg.is_bigendian = 0
         msg.step = msg.width * 3
         data = array.array('B')
         data.frombytes(image.data)
         msg.data = data
         self.publisher.publish(msg)
+        if self.compressed_publisher is not None:
+            self.compressed_publisher.publish(
+                self._compress(frame_bgr, msg.header))
         self.published += 1
+        self.publish_seconds += time.perf_counter() - start
+
+    def _compress(self, frame_bgr, header):
+        ok, jpeg = cv2.imencode('.jpg', frame_bgr, [
+            cv2.IMWRITE_JPEG_QUALITY, self.params['jpeg_quality']])
+        msg = CompressedImage()
+        msg.header = header
+        # image_transport's format string: "<encoding>; jpeg compressed bgr8"
+        msg.format = f'{self.params["encoding"]}; jpeg compressed bgr8'
+        data = array.array('B')
+        data.frombytes(jpeg.data)
+        msg.data = data
+        return msg
 
     def destroy_node(self):
         """Stop the capture thread and release the source."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(2.0)
-        self.source.close()
+        if not self._thread.is_alive():
+            # A read still blocked in a stream ends with the process.
+            self.source.close()
         return super().destroy_node()
 
 

@@ -103,11 +103,15 @@ class CaptionEngine:
         self.load_seconds = load_seconds
 
     @classmethod
-    def load(cls, model_id, device='auto', dtype='auto', max_new_tokens=20):
+    def load(cls, model_id, device='auto', dtype='auto', max_new_tokens=20,
+             cpu_threads=0):
         """
         Load processor and model with ``from_pretrained``.
 
-        Raises :class:`ModelLoadError` with advice on any failure.
+        ``cpu_threads`` (CPU device only) sets torch's thread count; 0
+        leaves one core free for the ROS executor and the camera, which
+        torch's busy-waiting threads would otherwise starve.  Raises
+        :class:`ModelLoadError` with advice on any failure.
         """
         start = time.monotonic()
         import torch
@@ -125,6 +129,9 @@ class CaptionEngine:
                 'save_pretrained().')
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
+        if device == 'cpu':
+            torch.set_num_threads(cpu_threads or max(1,
+                                                     (os.cpu_count() or 2) - 1))
         try:
             config = AutoConfig.from_pretrained(model_id)
             model_cls = _model_class(config)
@@ -165,13 +172,24 @@ class CaptionEngine:
                                 return_tensors='pt', padding=True)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         inputs['pixel_values'] = inputs['pixel_values'].to(self.dtype)
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=max_new,
-                                      do_sample=False, num_beams=1)
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, max_new_tokens=max_new,
+                                          do_sample=False, num_beams=1)
+        except torch.cuda.OutOfMemoryError:
+            inputs = None   # drop the batch's tensors before emptying cache
+            self.release_memory()
+            raise
         new_tokens = strip_prompt_tokens(out, inputs.get('input_ids'))
         texts = self.processor.batch_decode(new_tokens,
                                             skip_special_tokens=True)
         return [strip_prompt_text(t, prompt) for t in texts]
+
+    def release_memory(self):
+        """Return cached GPU memory after a failed inference."""
+        import torch
+        if self.device.startswith('cuda'):
+            torch.cuda.empty_cache()
 
     def describe(self):
         """Return a one-line description for logs."""

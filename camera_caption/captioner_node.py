@@ -1,17 +1,21 @@
 """
 captioner node: newest image in, BLIP-2 caption out on ``caption``.
 
-The subscription (depth 1) converts each ``sensor_msgs/Image`` and drops
-it into the worker's one-frame slot; the worker thread captions the newest
-frame at most ``rate_hz`` times a second and publishes ``std_msgs/String``.
-Inference never runs on the executor thread.
+The subscription (depth 1) converts each ``sensor_msgs/Image`` (or JPEG
+``sensor_msgs/CompressedImage``) and drops it into the worker's one-frame
+slot; the worker thread captions the newest frame at most ``rate_hz`` times
+a second and publishes ``std_msgs/String``.  Inference never runs on the
+executor thread.  A bad frame is skipped with a rate-limited warning that
+names the field at fault; a failed inference is logged and the next frame
+is captioned.
 """
 
 import sys
 
 from camera_caption.caption_engine import CaptionEngine
 from camera_caption.caption_worker import CaptionWorker
-from camera_caption.image_conversion import ImageConversionError
+from camera_caption.image_conversion import (compressed_to_rgb,
+                                             ImageConversionError)
 from camera_caption.latest_frame import Frame
 from camera_caption.log_throttle import LogThrottle
 from camera_caption.message_conversion import image_msg_to_rgb
@@ -20,7 +24,7 @@ from camera_caption.parameters import CAPTIONER_PARAMETERS
 from camera_caption.ros_parameters import (declare_parameters, image_qos,
                                            watch_parameters)
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 
@@ -36,18 +40,26 @@ class CaptionerNode(Node):
             log.info(f"loading model '{p['model']}' (device {p['device']}, "
                      f'dtype {p["dtype"]})')
             engine = CaptionEngine.load(p['model'], p['device'], p['dtype'],
-                                        p['max_new_tokens'])
+                                        p['max_new_tokens'],
+                                        p['cpu_threads'])
         self.engine = engine
         log.info(f'model ready: {engine.describe()}')
         self._log_throttle = LogThrottle(5.0)
         self.published = 0
+        self.skipped_frames = 0
         self.last_latency = self.last_inference = None
         self.publisher = self.create_publisher(String, 'caption', 10)
         self.worker = CaptionWorker(engine.caption, self._publish,
                                     self._caption_failed, p)
         watch_parameters(self, CAPTIONER_PARAMETERS, p)
-        self.subscription = self.create_subscription(
-            Image, 'image_raw', self._on_image, image_qos(p['reliability']))
+        qos = image_qos(p['reliability'])
+        if p['image_transport'] == 'compressed':
+            self.subscription = self.create_subscription(
+                CompressedImage, 'image_raw/compressed', self._on_compressed,
+                qos)
+        else:
+            self.subscription = self.create_subscription(
+                Image, 'image_raw', self._on_image, qos)
         self.worker.start()
         log.info(f'captioning {self.subscription.topic_name} -> '
                  f'{self.publisher.topic_name} at <= {p["rate_hz"]:g} Hz '
@@ -57,11 +69,26 @@ class CaptionerNode(Node):
         try:
             image = image_msg_to_rgb(msg)
         except ImageConversionError as exc:
-            self._warn(exc.key, f'frame skipped: {exc}')
+            self._skip(exc)
             return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self.worker.submit(Frame(image, stamp, msg.header.frame_id,
+        self._submit(image, msg.header)
+
+    def _on_compressed(self, msg):
+        try:
+            image = compressed_to_rgb(msg.format, msg.data)
+        except ImageConversionError as exc:
+            self._skip(exc)
+            return
+        self._submit(image, msg.header)
+
+    def _submit(self, image, header):
+        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        self.worker.submit(Frame(image, stamp, header.frame_id,
                                  self.subscription.topic_name))
+
+    def _skip(self, exc):
+        self.skipped_frames += 1
+        self._warn(exc.key, f'frame skipped: {exc}')
 
     def _publish(self, result):
         if not self.context.ok():

@@ -9,6 +9,7 @@ Sources that are not paced by hardware (files, the test pattern) report
 """
 
 import os
+import threading
 
 import numpy as np
 
@@ -101,25 +102,30 @@ def classify(source):
     return 'file', path
 
 
-def open_source(source, width=0, height=0, fps=0.0, loop=True):
+def open_source(source, width=0, height=0, fps=0.0, loop=True,
+                timeout=5.0):
     """
     Open the frame source named by ``source``.
 
     ``width``/``height``/``fps`` of 0 mean "the source's own"; the test
-    pattern then uses 640x480 at 30 fps.  Raises :class:`SourceError`.
+    pattern then uses 640x480 at 30 fps.  ``timeout`` bounds how long a
+    stream may take to open or to deliver a frame.  Raises
+    :class:`SourceError`.
     """
     kind, target = classify(source)
     if kind == TEST_PATTERN:
         return TestPatternSource(width or 640, height or 480, fps or 30.0)
     if kind == 'folder':
         return ImageFolderSource(target, fps or 1.0, loop)
-    return VideoCaptureSource(kind, target, width, height, fps, loop)
+    return VideoCaptureSource(kind, target, width, height, fps, loop,
+                              timeout)
 
 
 class VideoCaptureSource(FrameSource):
     """OpenCV ``VideoCapture`` over a device, a video file or a stream."""
 
-    def __init__(self, kind, target, width=0, height=0, fps=0.0, loop=True):
+    def __init__(self, kind, target, width=0, height=0, fps=0.0, loop=True,
+                 timeout=5.0):
         if cv2 is None:  # pragma: no cover
             raise SourceError('OpenCV (python3-opencv) is not installed')
         self.kind = kind
@@ -131,7 +137,14 @@ class VideoCaptureSource(FrameSource):
                 not os.path.exists(target):
             raise SourceError(f"camera device '{target}' does not exist "
                               '(is the camera plugged in? ls /dev/video*)')
-        self._cap = cv2.VideoCapture(target)
+        if kind == 'stream':
+            ms = int(timeout * 1000)
+            self._cap = cv2.VideoCapture(
+                target, cv2.CAP_FFMPEG,
+                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
             what = {'device': 'camera device', 'file': 'video file',
                     'stream': 'stream'}[kind]
@@ -153,6 +166,10 @@ class VideoCaptureSource(FrameSource):
         self.fps = float(fps or native_fps) if kind == 'file' else native_fps
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.negotiation = ''
+        if kind == 'device':
+            self.negotiation = negotiation_note(
+                (width, height, fps), (self.width, self.height, self.fps))
         self._resize = None
         if kind != 'device' and width and height and \
                 (width, height) != (self.width, self.height):
@@ -190,6 +207,83 @@ class VideoCaptureSource(FrameSource):
     def close(self):
         """Release the capture."""
         self._cap.release()
+
+
+def negotiation_note(asked, got):
+    """Say how a device's mode differs from what was asked ('' if not)."""
+    (aw, ah, af), (gw, gh, gf) = asked, got
+    differs = (aw and aw != gw) or (ah and ah != gh) or (
+        af and abs(af - gf) > 0.5)
+    if not differs:
+        return ''
+    return (f'asked for {aw or gw}x{ah or gh} @ {af or gf:g} fps, the device '
+            f'delivers {gw}x{gh} @ {gf:g} fps')
+
+
+class ReconnectingSource(FrameSource):
+    """
+    Reopen a device or stream that stops delivering, with bounded backoff.
+
+    ``opener()`` returns a fresh :class:`FrameSource`.  When ``read()`` of
+    the current one raises :class:`SourceError`, the failure is reported
+    once through ``log(message)``, then ``opener`` is retried after
+    ``retry_initial`` seconds, doubling up to ``retry_max``; ``stop`` (an
+    Event) ends the waiting.  After ``retry_limit`` failed reopenings
+    (0 = never give up) ``read()`` raises.  Files and the test pattern are
+    not wrapped: they do not go away.
+    """
+
+    def __init__(self, opener, source, retry_initial=0.5, retry_max=10.0,
+                 retry_limit=0, log=None, stop=None, sleep=None):
+        self._opener = opener
+        self._source = source
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._retry_limit = retry_limit
+        self._log = log or (lambda message: None)
+        self._stop = stop or threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self.reconnects = 0
+        self._copy_info()
+
+    def _copy_info(self):
+        for attr in ('name', 'paced', 'fps', 'width', 'height'):
+            setattr(self, attr, getattr(self._source, attr))
+
+    def read(self):
+        """Return the next frame, reconnecting as long as needed."""
+        while True:
+            try:
+                return self._source.read()
+            except SourceError as exc:
+                self._source.close()
+                self._log(f'{exc}; reconnecting (first retry in '
+                          f'{self._retry_initial:g} s)')
+            self._reopen()
+
+    def _reopen(self):
+        delay, attempts = self._retry_initial, 0
+        while True:
+            if self._sleep(delay) or self._stop.is_set():
+                raise SourceError(f"'{self.name}': stopped while "
+                                  'reconnecting')
+            attempts += 1
+            try:
+                self._source = self._opener()
+            except SourceError as exc:
+                if self._retry_limit and attempts >= self._retry_limit:
+                    raise SourceError(f'{exc} (gave up after {attempts} '
+                                      'reconnection attempts)') from exc
+                delay = min(delay * 2, self._retry_max)
+                continue
+            self.reconnects += 1
+            self._log(f"'{self.name}' is back after {attempts} attempt(s)")
+            self._copy_info()
+            return
+
+    def close(self):
+        """Close the current source."""
+        self._source.close()
 
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff',

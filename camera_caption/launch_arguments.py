@@ -85,7 +85,8 @@ def node_overrides(values):
         overrides[arg.node][arg.name] = spec.coerce(raw)
     use_camera = parse_bool('use_camera', values.get('use_camera', 'true'))
     topic = str(values.get('image_topic') or 'image_raw')
-    remap = ['-r', f'image_raw:={topic}']
+    remap = ['-r', f'image_raw:={topic}',
+             '-r', f'image_raw/compressed:={topic}/compressed']
     remappings = {'camera': list(remap), 'captioner': list(remap),
                   'caption_logger': []}
     return overrides, remappings, use_camera

@@ -15,7 +15,7 @@ from camera_caption.caption_engine import ModelLoadError
 from camera_caption.frame_sources import SourceError
 from camera_caption.parameters import ParameterError
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 START_ERRORS = (ParameterError, SourceError, ModelLoadError)
 # How often the spin loop looks at the stop flag (seconds).
@@ -45,24 +45,47 @@ def run_nodes(factories, args=None, stop=None):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     _init(args)
     nodes = []
-    executor = MultiThreadedExecutor(num_threads=max(2, len(factories) + 1))
+    # Callbacks only convert and hand over (inference, capture and publishing
+    # run on our own threads), so one executor thread suffices; rclpy's
+    # MultiThreadedExecutor busy-waits on subscriptions whose callbacks are
+    # queued but not yet running, starving those very threads.
+    executor = SingleThreadedExecutor()
+    failure = []
     status = 0
+
+    def spin():
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+        except BaseException as exc:  # noqa: B902 - reported by main thread
+            failure.append(exc)
+        finally:
+            stop.set()
+
+    # executor.spin() on its own thread: the main thread only waits for a
+    # signal (a spin_once(timeout) loop would rebuild the wait set on every
+    # call and busy-loop while callbacks are pending).
+    spinner = threading.Thread(target=spin, name='executor', daemon=True)
     try:
         for factory in factories:
             nodes.append(factory())
             executor.add_node(nodes[-1])
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=_POLL)
+        spinner.start()
+        while not stop.wait(_POLL) and rclpy.ok():
+            pass
+        if failure:
+            raise failure[0]
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except START_ERRORS as exc:
         rclpy.logging.get_logger('camera_caption').fatal(str(exc))
         status = 1
     finally:
-        for node in reversed(nodes):
-            executor.remove_node(node)
-            node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
+        spinner.join(1.0) if spinner.is_alive() else None
+        for node in reversed(nodes):
+            node.destroy_node()
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -109,6 +109,20 @@ CAMERA_PARAMETERS = (
     Param('loop', True, 'Restart a video file or image folder at its end.'),
     Param('reliability', 'reliable', 'QoS reliability of image_raw '
           '(reliable suits every subscriber).', choices=RELIABILITY_CHOICES),
+    Param('publish_compressed', False, 'Also publish JPEG '
+          'sensor_msgs/CompressedImage on image_raw/compressed.'),
+    Param('jpeg_quality', 80, 'JPEG quality of image_raw/compressed '
+          '(1-100).', minimum=1, maximum=100),
+    PositiveParam('stream_timeout_s', 5.0, 'Seconds a stream may take to '
+                  'open or to deliver a frame before it counts as lost.',
+                  maximum=600.0),
+    PositiveParam('reconnect_initial_s', 0.5, 'First wait before reopening '
+                  'a device or stream that stopped delivering; doubles per '
+                  'failed attempt.', maximum=600.0),
+    PositiveParam('reconnect_max_s', 10.0, 'Longest wait between '
+                  'reconnection attempts.', maximum=3600.0),
+    Param('reconnect_attempts', 0, 'Reconnection attempts before the '
+          'camera gives up (0 = never).', minimum=0),
 )
 
 CAPTIONER_PARAMETERS = (
@@ -130,6 +144,12 @@ CAPTIONER_PARAMETERS = (
     Param('reliability', 'best_effort', 'QoS reliability of the image '
           'subscription (depth 1). best_effort matches every publisher; '
           'reliable only reliable ones.', choices=RELIABILITY_CHOICES),
+    Param('cpu_threads', 0, 'Torch threads when device is cpu; 0 = one '
+          'fewer than the cores, so that ROS callbacks are not starved.',
+          minimum=0, maximum=1024),
+    Param('image_transport', 'raw', "'raw': sensor_msgs/Image on "
+          "image_raw; 'compressed': sensor_msgs/CompressedImage on "
+          'image_raw/compressed.', choices=('raw', 'compressed')),
 )
 
 CAPTION_LOGGER_PARAMETERS = ()

@@ -4,7 +4,7 @@ import contextlib
 import threading
 import time
 
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
@@ -12,7 +12,7 @@ from std_msgs.msg import String
 @contextlib.contextmanager
 def spinning(context, *nodes):
     """Spin ``nodes`` on a background executor; destroy them afterwards."""
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = SingleThreadedExecutor(context=context)
     for node in nodes:
         executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)

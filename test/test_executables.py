@@ -65,3 +65,46 @@ def test_start_up_errors_are_one_clear_line_and_exit_1(module, args,
     assert proc.returncode == 1, output
     assert expected in output, output
     assert 'Traceback' not in output, output
+
+
+def wait_for_line(proc, text, timeout):
+    """Read the process output until a line holds ``text``; return lines."""
+    import selectors
+    lines = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sel.select(timeout=0.2):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if text in line:
+                return lines
+    raise AssertionError(f'{text!r} not seen in {timeout} s:\n'
+                         + ''.join(lines))
+
+
+@pytest.mark.parametrize('module,args,ready', [
+    ('camera_caption.camera_node', ['-p', 'source:=test_pattern'],
+     'publishing test_pattern'),
+    ('camera_caption.captioner_node', ['-p', 'device:=cpu'], 'captioning'),
+    ('camera_caption.caption_logger_node', [], None),
+])
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_each_node_exits_within_2_s_on_signal(tiny_model_dir, module, args,
+                                              ready, sig):
+    if module.endswith('captioner_node'):
+        args = args + ['-p', f'model:={tiny_model_dir}']
+    proc = start(['-m', module, '--ros-args'] + args)
+    if ready:
+        wait_for_line(proc, ready, 60)
+    else:
+        time.sleep(2.0)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 0, output
+    assert 'Traceback' not in output and 'Error' not in output, output

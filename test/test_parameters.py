@@ -65,7 +65,9 @@ def test_launch_arguments_map_to_node_parameters():
     assert overrides['captioner'] == {'model': '/models/blip2',
                                       'rate_hz': 2.0, 'max_new_tokens': 12}
     assert use_camera is False
-    assert remap['captioner'] == ['-r', 'image_raw:=/camera/color/image_raw']
+    assert remap['captioner'] == [
+        '-r', 'image_raw:=/camera/color/image_raw',
+        '-r', 'image_raw/compressed:=/camera/color/image_raw/compressed']
     assert remap['camera'] == remap['captioner']
 
 
