@@ -85,8 +85,8 @@ def measure(width, height, fps, encoding, seconds, domain):
         'fps_asked': fps, 'published_per_s': round(published / elapsed, 1),
         'received_per_s': round(got / elapsed, 1),
         'publish_ms_mean': round(1000 * sum(ordered) / len(ordered), 2),
-        'publish_ms_p95': round(1000 * ordered[int(0.95 * (len(ordered)
-                                                            - 1))], 2),
+        'publish_ms_p95': round(
+            1000 * ordered[int(0.95 * (len(ordered) - 1))], 2),
         'capture_ms_mean': round(1000 * sum(reads) / max(1, len(reads)), 2),
         'frame_mb': round(width * height * 3 / 2**20, 2),
     }
