@@ -14,11 +14,13 @@ import sys
 import threading
 import time
 
+from camera_caption.caption_stats import RateWindow
 from camera_caption.frame_sources import (classify, open_source,
                                           ReconnectingSource, SourceError)
 from camera_caption.image_conversion import bgr_to_encoding
 from camera_caption.node_runner import run_node
 from camera_caption.parameters import CAMERA_PARAMETERS
+from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.ros_parameters import declare_parameters, image_qos
 import cv2
 from rclpy.node import Node
@@ -42,6 +44,10 @@ class CameraNode(Node):
                 CompressedImage, 'image_raw/compressed', qos)
         self.published = 0
         self.publish_seconds = 0.0   # total time spent in publish_frame
+        self.rate = RateWindow()
+        self._cost_seen = (0, 0.0)
+        self.diagnostics = DiagnosticsPublisher(self, str(p['source']),
+                                                self._diagnostics)
         self.context.on_shutdown(self._stop.set)
         self._thread = threading.Thread(target=self._capture_loop,
                                         name='camera_capture', daemon=True)
@@ -119,7 +125,29 @@ class CameraNode(Node):
             self.compressed_publisher.publish(
                 self._compress(frame_bgr, msg.header))
         self.published += 1
+        self.rate.add()
         self.publish_seconds += time.perf_counter() - start
+
+    def _diagnostics(self):
+        count, seconds = self.published, self.publish_seconds
+        frames = count - self._cost_seen[0]
+        cost = (seconds - self._cost_seen[1]) / frames if frames else None
+        self._cost_seen = (count, seconds)
+        per_second = self.rate.per_second()
+        values = {
+            'source': self.source.name,
+            'size': f'{self.source.width}x{self.source.height}',
+            'encoding': self.params['encoding'],
+            'fps_target': self.source.fps,
+            'frames_per_s': per_second,
+            'publish_ms_mean': None if cost is None else cost * 1000,
+            'frames_total': count,
+            'reconnects': getattr(self.source, 'reconnects', 0),
+            'capturing': self._thread.is_alive(),
+        }
+        if per_second == 0:
+            return WARN, 'camera delivers no frames', values
+        return OK, 'publishing', values
 
     def _compress(self, frame_bgr, header):
         ok, jpeg = cv2.imencode('.jpg', frame_bgr, [

@@ -191,6 +191,13 @@ class CaptionEngine:
         if self.device.startswith('cuda'):
             torch.cuda.empty_cache()
 
+    def gpu_memory_mb(self):
+        """GPU memory allocated by torch on our device (MiB), or None."""
+        if not self.device.startswith('cuda'):
+            return None
+        import torch
+        return torch.cuda.memory_allocated(self.device) / 2**20
+
     def describe(self):
         """Return a one-line description for logs."""
         return (f'{self.model_id} on {self.device} ({str(self.dtype)[6:]}), '

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import threading
 import time
 
+from camera_caption.caption_gates import CaptionDeduper, SceneChangeGate
 from camera_caption.latest_frame import LatestFrameSlot, Throttle
 
 
@@ -30,7 +31,10 @@ class CaptionWorker:
     Run ``caption_fn([image], prompt, max_new_tokens)`` off-thread.
 
     ``settings`` is read before every caption, so live changes of
-    ``prompt``, ``max_new_tokens`` and ``rate_hz`` apply to the next one.
+    ``prompt``, ``max_new_tokens``, ``rate_hz``, ``enable`` and the gate
+    settings (``scene_change_threshold``, ``dedupe``,
+    ``dedupe_similarity``; optional) apply to the next one.  While
+    ``enable`` is false no inference runs and held frames are dropped.
     """
 
     def __init__(self, caption_fn, on_caption, on_error, settings,
@@ -42,6 +46,8 @@ class CaptionWorker:
         self._settings = settings
         self._throttle = Throttle(settings['rate_hz'], clock)
         self._clock = clock
+        self.gate = SceneChangeGate()
+        self.deduper = CaptionDeduper()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run,
                                         name='caption_worker', daemon=True)
@@ -65,9 +71,20 @@ class CaptionWorker:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _apply_settings(self):
+        settings = self._settings
+        self._throttle.rate_hz = settings['rate_hz']
+        self.gate.threshold = settings.get('scene_change_threshold', 0.0)
+        self.deduper.enabled = settings.get('dedupe', False)
+        self.deduper.similarity = settings.get('dedupe_similarity', 1.0)
+        return settings.get('enable', True)
+
     def _run(self):
         while not self._stop.is_set():
-            self._throttle.rate_hz = self._settings['rate_hz']
+            if not self._apply_settings():
+                self.slot.take(timeout=0)       # paused: hold nothing stale
+                self._stop.wait(0.05)
+                continue
             delay = self._throttle.wait_time()
             if delay > 0:
                 self._stop.wait(min(delay, 0.1))
@@ -77,6 +94,8 @@ class CaptionWorker:
                 continue
             started = self._clock()
             self._throttle.mark(started)
+            if not self.gate.should_caption(frame.image):
+                continue
             try:
                 texts = self._caption_fn(
                     [frame.image], self._settings['prompt'],
@@ -86,5 +105,6 @@ class CaptionWorker:
                 self._on_error(frame, exc)
                 continue
             self.captions += 1
-            self._on_caption(CaptionResult(texts[0], frame,
-                                           self._clock() - started, started))
+            if self.deduper.should_publish(texts[0]):
+                self._on_caption(CaptionResult(
+                    texts[0], frame, self._clock() - started, started))

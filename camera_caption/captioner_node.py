@@ -10,9 +10,11 @@ names the field at fault; a failed inference is logged and the next frame
 is captioned.
 """
 
+import json
 import sys
 
 from camera_caption.caption_engine import CaptionEngine
+from camera_caption.caption_stats import RateWindow, Stat
 from camera_caption.caption_worker import CaptionWorker
 from camera_caption.image_conversion import (compressed_to_rgb,
                                              ImageConversionError)
@@ -21,11 +23,14 @@ from camera_caption.log_throttle import LogThrottle
 from camera_caption.message_conversion import image_msg_to_rgb
 from camera_caption.node_runner import run_node
 from camera_caption.parameters import CAPTIONER_PARAMETERS
+from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.ros_parameters import (declare_parameters, image_qos,
                                            watch_parameters)
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
+from std_srvs.srv import SetBool
 
 
 class CaptionerNode(Node):
@@ -47,8 +52,14 @@ class CaptionerNode(Node):
         self._log_throttle = LogThrottle(5.0)
         self.published = 0
         self.skipped_frames = 0
-        self.last_latency = self.last_inference = None
+        self.frames_in = RateWindow()
+        self.captions_out = RateWindow()
+        self.latency = Stat()
+        self.inference = Stat()
+        self._dropped_seen = 0
         self.publisher = self.create_publisher(String, 'caption', 10)
+        self.info_publisher = self.create_publisher(String, 'caption_info',
+                                                    10)
         self.worker = CaptionWorker(engine.caption, self._publish,
                                     self._caption_failed, p)
         watch_parameters(self, CAPTIONER_PARAMETERS, p)
@@ -60,6 +71,10 @@ class CaptionerNode(Node):
         else:
             self.subscription = self.create_subscription(
                 Image, 'image_raw', self._on_image, qos)
+        self.enable_service = self.create_service(SetBool, '~/enable',
+                                                  self._on_enable)
+        self.diagnostics = DiagnosticsPublisher(self, engine.model_id,
+                                                self._diagnostics)
         self.worker.start()
         log.info(f'captioning {self.subscription.topic_name} -> '
                  f'{self.publisher.topic_name} at <= {p["rate_hz"]:g} Hz '
@@ -83,6 +98,7 @@ class CaptionerNode(Node):
 
     def _submit(self, image, header):
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        self.frames_in.add()
         self.worker.submit(Frame(image, stamp, header.frame_id,
                                  self.subscription.topic_name))
 
@@ -96,9 +112,66 @@ class CaptionerNode(Node):
         self.publisher.publish(String(data=result.text))
         now = self.get_clock().now().nanoseconds * 1e-9
         # Frame-to-caption latency, from the image's header stamp.
-        self.last_latency = now - result.frame.stamp
-        self.last_inference = result.inference_seconds
+        frame = result.frame
+        self.latency.add(now - frame.stamp)
+        self.inference.add(result.inference_seconds)
+        self.info_publisher.publish(String(data=json.dumps({
+            'stamp': frame.stamp, 'frame_id': frame.frame_id,
+            'image_topic': frame.topic, 'caption': result.text,
+            'inference_s': round(result.inference_seconds, 4),
+            'latency_s': round(self.latency.last, 4)}, ensure_ascii=False)))
+        self.captions_out.add()
         self.published += 1
+
+    @property
+    def last_latency(self):
+        """Image stamp to caption publish of the last caption (seconds)."""
+        return self.latency.last
+
+    def _on_enable(self, request, response):
+        self.set_parameters([Parameter('enable', value=request.data)])
+        response.success = self.params['enable'] == request.data
+        response.message = 'captioning ' + (
+            'enabled' if self.params['enable'] else 'paused')
+        self.get_logger().info(response.message)
+        return response
+
+    def _diagnostics(self):
+        p, worker, engine = self.params, self.worker, self.engine
+        dropped = worker.slot.dropped - self._dropped_seen
+        self._dropped_seen = worker.slot.dropped
+        frames_per_s = self.frames_in.per_second()
+        values = {
+            'enabled': p['enable'],
+            'frames_in_per_s': frames_per_s,
+            'captions_per_s': self.captions_out.per_second(),
+            'frames_dropped_by_throttle': dropped,
+            'frames_dropped_total': worker.slot.dropped,
+            'frames_skipped_bad': self.skipped_frames,
+            'captions_total': self.published,
+            'inference_errors': worker.errors,
+            'latency_last_s': self.latency.last,
+            'latency_mean_s': self.latency.mean,
+            'inference_last_s': self.inference.last,
+            'inference_mean_s': self.inference.mean,
+            'scene_gate_passed': worker.gate.passed,
+            'scene_gate_skipped': worker.gate.gated,
+            'scene_difference_last': worker.gate.last_difference,
+            'dedupe_suppressed': worker.deduper.suppressed,
+            'rate_hz': p['rate_hz'],
+            'model': engine.model_id, 'device': engine.device,
+            'dtype': str(engine.dtype).replace('torch.', ''),
+            'gpu_memory_mb': engine.gpu_memory_mb(),
+        }
+        level, message = OK, 'captioning' if p['enable'] else 'paused'
+        if frames_per_s == 0 and p['enable']:
+            level, message = WARN, 'no frames arriving on ' + \
+                self.subscription.topic_name
+        elif (self.latency.mean or 0) > p['latency_warn_s']:
+            level, message = WARN, (
+                f'mean latency {self.latency.mean:.2f} s exceeds '
+                f'latency_warn_s {p["latency_warn_s"]:g} s')
+        return level, message, values
 
     def _caption_failed(self, frame, exc):
         self._warn(('inference', type(exc).__name__),

@@ -144,6 +144,20 @@ CAPTIONER_PARAMETERS = (
     Param('reliability', 'best_effort', 'QoS reliability of the image '
           'subscription (depth 1). best_effort matches every publisher; '
           'reliable only reliable ones.', choices=RELIABILITY_CHOICES),
+    Param('enable', True, 'Caption (true) or pause without unloading the '
+          'model (false); also the ~/enable service.', live=True),
+    Param('scene_change_threshold', 0.0, 'Skip inference unless the frame '
+          'differs from the last captioned one by this mean grey level '
+          '(0-255) on a 32x24 thumbnail; 0 = caption every frame.',
+          minimum=0.0, maximum=255.0, live=True),
+    Param('dedupe', False, 'Do not publish a caption equal (or nearly, see '
+          'dedupe_similarity) to the previous one.', live=True),
+    Param('dedupe_similarity', 1.0, 'Text similarity (0-1) at which a '
+          'caption counts as a repeat; 1.0 = identical only.', minimum=0.0,
+          maximum=1.0, live=True),
+    PositiveParam('latency_warn_s', 2.0, 'Diagnostics turn WARN when the '
+                  'mean frame-to-caption latency exceeds this.',
+                  maximum=3600.0, live=True),
     Param('cpu_threads', 0, 'Torch threads when device is cpu; 0 = one '
           'fewer than the cores, so that ROS callbacks are not starved.',
           minimum=0, maximum=1024),
@@ -152,7 +166,17 @@ CAPTIONER_PARAMETERS = (
           'image_raw/compressed.', choices=('raw', 'compressed')),
 )
 
-CAPTION_LOGGER_PARAMETERS = ()
+TRANSCRIPT_FORMATS = ('jsonl', 'srt', 'vtt')
+
+CAPTION_LOGGER_PARAMETERS = (
+    Param('transcript_path', '', 'Also write captions to this file '
+          "(empty = don't); flushed per caption."),
+    Param('transcript_format', 'jsonl', 'jsonl (stamp, caption, topic per '
+          'line), srt (SubRip) or vtt (WebVTT) subtitles timed from the '
+          'image stamps.', choices=TRANSCRIPT_FORMATS),
+    PositiveParam('subtitle_duration_s', 3.0, 'How long each subtitle '
+                  'stays on screen (srt, vtt).', maximum=3600.0),
+)
 
 NODE_PARAMETERS = {
     'camera': CAMERA_PARAMETERS,

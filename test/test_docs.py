@@ -44,7 +44,7 @@ def test_yaml_declares_every_parameter_with_its_default_and_a_comment(node):
         assert lines[index - 1].strip().startswith('#'), spec.name
 
 
-@pytest.mark.parametrize('node', ['camera', 'captioner'])
+@pytest.mark.parametrize('node', ['camera', 'captioner', 'caption_logger'])
 def test_readme_documents_every_parameter_with_its_default(node):
     rows = readme_table(f'### {node}\n')
     specs = NODE_PARAMETERS[node]

@@ -1,0 +1,236 @@
+"""Live control on real nodes: enable, diagnostics, gates, transcripts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from camera_caption.camera_node import CameraNode
+from camera_caption.caption_logger_node import CaptionLoggerNode
+from camera_caption.captioner_node import CaptionerNode
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers import CaptionListener, params, spinning, wait_until
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+
+RELIABLE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def captioner(context, model, **extra):
+    values = {'model': model, 'device': 'cpu', 'rate_hz': 10.0,
+              'max_new_tokens': 3, 'reliability': 'reliable'}
+    values.update(extra)
+    return CaptionerNode(context=context, parameter_overrides=params(**values))
+
+
+def image(value, noise=0, seed=0):
+    pixels = np.full((24, 32, 3), value, np.int16)
+    if noise:
+        pixels += np.random.default_rng(seed).integers(
+            -noise, noise + 1, pixels.shape, dtype=np.int16)
+    msg = Image(width=32, height=24, encoding='rgb8', step=96)
+    msg.data = np.clip(pixels, 0, 255).astype(np.uint8).tobytes()
+    return msg
+
+
+class Diagnostics:
+    """Latest DiagnosticStatus per node name."""
+
+    def __init__(self, node):
+        self.latest = {}
+        node.create_subscription(DiagnosticArray, '/diagnostics',
+                                 self._on_msg, 10)
+
+    def _on_msg(self, msg):
+        for status in msg.status:
+            self.latest[status.name] = status
+
+    def values(self, name):
+        status = self.latest.get(name)
+        return None if status is None else {
+            kv.key: kv.value for kv in status.values}
+
+
+def test_enable_service_pauses_without_inference_and_resumes(
+        ros_context, tiny_model_dir):
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=160, height=120, fps=20.0))
+    node = captioner(ros_context, tiny_model_dir, reliability='best_effort')
+    client_node = rclpy.create_node('client', context=ros_context)
+    captions = CaptionListener(client_node)
+    client = client_node.create_client(SetBool, '/captioner/enable')
+    with spinning(ros_context, camera, node, client_node):
+        assert captions.wait_for(3, 20)
+        assert client.wait_for_service(timeout_sec=5)
+        future = client.call_async(SetBool.Request(data=False))
+        assert wait_until(future.done, 5)
+        assert future.result().success
+        assert future.result().message == 'captioning paused'
+        time.sleep(0.3)
+        inferences = node.worker.captions + node.worker.errors
+        received = len(captions.items)
+        time.sleep(1.5)
+        assert node.worker.captions + node.worker.errors == inferences
+        assert len(captions.items) == received
+        assert node.params['enable'] is False
+        future = client.call_async(SetBool.Request(data=True))
+        assert wait_until(future.done, 5) and future.result().success
+        assert captions.wait_for(received + 3, 10)
+
+
+def test_diagnostics_report_rates_latency_and_model(ros_context,
+                                                    tiny_model_dir):
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=160, height=120, fps=20.0))
+    node = captioner(ros_context, tiny_model_dir, rate_hz=4.0,
+                     reliability='best_effort')
+    probe = rclpy.create_node('probe', context=ros_context)
+    diag = Diagnostics(probe)
+    with spinning(ros_context, camera, node, probe):
+        time.sleep(4.5)
+        cap = diag.values('/captioner')
+        cam = diag.values('/camera')
+        status = diag.latest['/captioner']
+    assert status.level == DiagnosticStatus.OK, status.message
+    assert 15 <= float(cam['frames_per_s']) <= 25, cam
+    assert cam['size'] == '160x120' and cam['source'] == 'test_pattern'
+    assert float(cam['publish_ms_mean']) > 0
+    assert 15 <= float(cap['frames_in_per_s']) <= 25, cap
+    assert 2.5 <= float(cap['captions_per_s']) <= 5.0, cap
+    assert int(cap['frames_dropped_by_throttle']) >= 8, cap
+    assert 0 < float(cap['latency_mean_s']) < 1.0
+    assert 0 < float(cap['inference_mean_s']) < float(cap['latency_mean_s'])
+    assert cap['model'] == tiny_model_dir and cap['device'] == 'cpu'
+    assert cap['dtype'] == 'float32' and cap['gpu_memory_mb'] == ''
+    assert cap['enabled'] == 'True'
+
+
+def test_diagnostics_warn_without_frames_and_on_latency(ros_context,
+                                                        tiny_model_dir):
+    node = captioner(ros_context, tiny_model_dir)
+    driver = rclpy.create_node('driver', context=ros_context)
+    diag = Diagnostics(driver)
+    pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
+    with spinning(ros_context, node, driver):
+        assert wait_until(lambda: '/captioner' in diag.latest, 5)
+        status = diag.latest['/captioner']
+        assert status.level == DiagnosticStatus.WARN
+        assert status.message == 'no frames arriving on /image_raw'
+        node.set_parameters([rclpy.parameter.Parameter(
+            'latency_warn_s', value=1e-6)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pub.publish(image(int(time.monotonic() * 50) % 256))
+            status = diag.latest['/captioner']
+            if 'exceeds latency_warn_s' in status.message:
+                break
+            time.sleep(0.05)
+        assert status.level == DiagnosticStatus.WARN
+        assert 'exceeds latency_warn_s' in status.message
+
+
+def test_scene_change_gate_skips_static_scenes(ros_context, tiny_model_dir):
+    node = captioner(ros_context, tiny_model_dir, rate_hz=20.0,
+                     scene_change_threshold=5.0)
+    driver = rclpy.create_node('driver', context=ros_context)
+    pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
+    captions = CaptionListener(driver)
+    with spinning(ros_context, node, driver):
+        assert wait_until(lambda: pub.get_subscription_count() == 1, 5)
+        for i in range(30):                   # static, with sensor noise
+            pub.publish(image(90, noise=3, seed=i))
+            time.sleep(0.05)
+        time.sleep(0.3)
+        static_inferences = node.worker.captions
+        assert static_inferences == 1, static_inferences
+        assert node.worker.gate.gated >= 15
+        for i in range(10):                   # a changing scene
+            pub.publish(image((i * 60) % 256))
+            time.sleep(0.12)
+        time.sleep(0.3)
+        assert node.worker.captions >= static_inferences + 5
+        assert len(captions.items) == node.worker.captions
+
+
+def test_dedupe_suppresses_repeated_captions(ros_context, tiny_model_dir):
+    node = captioner(ros_context, tiny_model_dir, rate_hz=20.0, dedupe=True)
+    driver = rclpy.create_node('driver', context=ros_context)
+    pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
+    captions = CaptionListener(driver)
+    with spinning(ros_context, node, driver):
+        assert wait_until(lambda: pub.get_subscription_count() == 1, 5)
+        for _ in range(20):                   # the same frame: same caption
+            pub.publish(image(123))
+            time.sleep(0.06)
+        time.sleep(0.3)
+    assert node.worker.captions >= 8
+    assert len(captions.items) == 1
+    assert node.worker.deduper.suppressed == node.worker.captions - 1
+
+
+def test_transcripts_from_a_live_pipeline(ros_context, tiny_model_dir,
+                                          tmp_path):
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=160, height=120, fps=20.0))
+    node = captioner(ros_context, tiny_model_dir, rate_hz=5.0,
+                     reliability='best_effort')
+    loggers = {fmt: CaptionLoggerNode(
+        context=ros_context, cli_args=['--ros-args', '-r',
+                                       f'__node:=logger_{fmt}'],
+        parameter_overrides=params(
+            transcript_path=str(tmp_path / f'run.{fmt}'),
+            transcript_format=fmt, subtitle_duration_s=1.5))
+        for fmt in ('jsonl', 'srt', 'vtt')}
+    with spinning(ros_context, camera, node, *loggers.values()):
+        assert wait_until(
+            lambda: all(lg.transcript.count >= 4 for lg in loggers.values()),
+            20)
+    records = [json.loads(line) for line in
+               (tmp_path / 'run.jsonl').read_text().splitlines()]
+    assert len(records) >= 4
+    stamps = [r['stamp'] for r in records]
+    assert stamps == sorted(stamps) and stamps[0] > 1e9
+    assert all(r['topic'] == '/image_raw' and isinstance(r['caption'], str)
+               for r in records)
+    srt = (tmp_path / 'run.srt').read_text().split('\n\n')
+    assert srt[0].startswith('1\n00:00:00,000 --> 00:00:01,500\n')
+    second = srt[1].splitlines()
+    assert second[0] == '2'
+    start = second[1].split(' --> ')[0]
+    assert start > '00:00:00,000' and start < '00:00:10,000'
+    vtt = (tmp_path / 'run.vtt').read_text()
+    assert vtt.startswith('WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n')
+
+
+def test_transcript_survives_a_crash(ros_context, tmp_path):
+    path = tmp_path / 'crash.jsonl'
+    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'camera_caption.caption_logger_node',
+         '--ros-args', '-p', f'transcript_path:={path}'], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node = rclpy.create_node('sender', context=ros_context)
+    pub = node.create_publisher(String, '/caption_info', 10)
+    try:
+        with spinning(ros_context, node):
+            assert wait_until(lambda: pub.get_subscription_count() == 1, 30)
+            for i in range(25):
+                pub.publish(String(data=json.dumps(
+                    {'stamp': 1000.0 + i, 'caption': f'caption {i}',
+                     'image_topic': '/image_raw'})))
+                time.sleep(0.02)
+            assert wait_until(lambda: path.exists() and len(
+                path.read_text().splitlines()) == 25, 10)
+    finally:
+        proc.send_signal(signal.SIGKILL)         # no clean shutdown at all
+        proc.wait(5)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r['caption'] for r in records] == [f'caption {i}'
+                                               for i in range(25)]
