@@ -18,6 +18,9 @@ DTYPES = {
     'float32': 'float32', 'fp32': 'float32', 'float': 'float32',
 }
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
+ENGINE_CHOICES = ('auto', 'generate')
+# Tokens the fast path's KV cache holds: query tokens + prompt + caption.
+FAST_MAX_LEN = 256
 
 
 class ModelLoadError(RuntimeError):
@@ -101,6 +104,41 @@ class CaptionEngine:
         self.model_id = model_id
         self.max_new_tokens = max_new_tokens
         self.load_seconds = load_seconds
+        self.fast = None               # FastBlip2Opt when enabled
+        self.preprocess = None         # FramePreprocessor when usable
+        self.fallback_reason = 'fast path not enabled'
+        self.warmup_seconds = 0.0
+        self._prompt_ids = {}
+
+    def enable_fast_path(self, max_batch=1, max_len=FAST_MAX_LEN,
+                         warm_up=True):
+        """
+        Switch to the static-cache greedy path if the model allows it.
+
+        Returns '' when enabled, else the reason (``generate()`` is kept).
+        The decode step is captured for batch sizes 1..``max_batch`` now
+        (CUDA), so that no live frame ever waits for it.
+        """
+        from camera_caption.fast_blip2 import (fast_path_reason,
+                                               FastBlip2Opt,
+                                               FramePreprocessor)
+        reason = fast_path_reason(self.model)
+        if reason:
+            self.fallback_reason = reason
+            return reason
+        start = time.monotonic()
+        self.fast = FastBlip2Opt(self.model, max_batch=max_batch,
+                                 max_len=max_len)
+        image_processor = getattr(self.processor, 'image_processor', None)
+        if FramePreprocessor.supports(image_processor):
+            self.preprocess = FramePreprocessor(
+                image_processor, self.fast.device, self.dtype)
+        if warm_up:
+            self.fast.warm_up(range(1, max_batch + 1))
+            self.caption([_warmup_frame()] * max_batch)
+        self.warmup_seconds = time.monotonic() - start
+        self.fallback_reason = ''
+        return ''
 
     @classmethod
     def load(cls, model_id, device='auto', dtype='auto', max_new_tokens=20,
@@ -161,12 +199,44 @@ class CaptionEngine:
 
     def caption(self, frames, prompt='', max_new_tokens=None):
         """Return one caption per RGB frame (prompt text not repeated)."""
-        import torch
-
         if not frames:
             return []
         prompt = prompt or ''
         max_new = int(max_new_tokens or self.max_new_tokens)
+        if self.fast is not None and len(frames) <= self.fast.max_batch:
+            ids = self._prompt_token_ids(prompt)
+            if len(ids) + self.fast_queries() + max_new <= self.fast.max_len:
+                return self._caption_fast(frames, ids, prompt, max_new)
+        return self._caption_generate(frames, prompt, max_new)
+
+    def fast_queries(self):
+        """Return how many query tokens an image takes in the sequence."""
+        return int(self.model.config.num_query_tokens)
+
+    def _prompt_token_ids(self, prompt):
+        if prompt not in self._prompt_ids:
+            tokenizer = self.processor.tokenizer
+            self._prompt_ids[prompt] = tokenizer(prompt)['input_ids']
+        return self._prompt_ids[prompt]
+
+    def _caption_fast(self, frames, ids, prompt, max_new):
+        import torch
+        try:
+            if self.preprocess is not None:
+                pixels = self.preprocess(frames)
+            else:
+                pixels = self.processor.image_processor(
+                    list(frames), return_tensors='pt')['pixel_values']
+                pixels = pixels.to(self.device, self.dtype)
+            tokens = self.fast.generate(pixels, ids, max_new)
+        except torch.cuda.OutOfMemoryError:
+            self.release_memory()
+            raise
+        texts = self.processor.batch_decode(tokens, skip_special_tokens=True)
+        return [strip_prompt_text(t, prompt) for t in texts]
+
+    def _caption_generate(self, frames, prompt, max_new):
+        import torch
         inputs = self.processor(images=list(frames),
                                 text=[prompt] * len(frames),
                                 return_tensors='pt', padding=True)
@@ -202,6 +272,11 @@ class CaptionEngine:
         """Return a one-line description for logs."""
         return (f'{self.model_id} on {self.device} ({str(self.dtype)[6:]}), '
                 f'loaded in {self.load_seconds:.1f} s')
+
+
+def _warmup_frame():
+    import numpy as np
+    return np.zeros((224, 224, 3), np.uint8)
 
 
 def _model_class(config):

@@ -22,7 +22,8 @@ from camera_caption.latest_frame import Frame
 from camera_caption.log_throttle import LogThrottle
 from camera_caption.message_conversion import image_msg_to_rgb
 from camera_caption.node_runner import run_node
-from camera_caption.parameters import CAPTIONER_PARAMETERS
+from camera_caption.parameters import (caption_topics, CAPTIONER_PARAMETERS,
+                                       image_topic_list)
 from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.ros_parameters import (declare_parameters, image_qos,
                                            watch_parameters)
@@ -41,12 +42,19 @@ class CaptionerNode(Node):
         self.params = declare_parameters(self, CAPTIONER_PARAMETERS)
         p = self.params
         log = self.get_logger()
+        self.topics = caption_topics(image_topic_list(p['image_topics']))
         if engine is None:
             log.info(f"loading model '{p['model']}' (device {p['device']}, "
                      f'dtype {p["dtype"]})')
             engine = CaptionEngine.load(p['model'], p['device'], p['dtype'],
                                         p['max_new_tokens'],
                                         p['cpu_threads'])
+            if p['engine'] == 'auto':
+                reason = engine.enable_fast_path(max_batch=len(self.topics))
+                log.info('fast path unavailable (%s): using generate()'
+                         % reason if reason else 'fast path ready (warm-up '
+                         f'{engine.warmup_seconds:.1f} s, batch <= '
+                         f'{len(self.topics)})')
         self.engine = engine
         log.info(f'model ready: {engine.describe()}')
         self._log_throttle = LogThrottle(5.0)
@@ -57,50 +65,62 @@ class CaptionerNode(Node):
         self.latency = Stat()
         self.inference = Stat()
         self._dropped_seen = 0
-        self.publisher = self.create_publisher(String, 'caption', 10)
-        self.info_publisher = self.create_publisher(String, 'caption_info',
-                                                    10)
+        self.publishers_by_topic = {}
+        self.subscriptions_by_topic = {}
+        qos = image_qos(p['reliability'])
+        for topic, caption_topic in self.topics.items():
+            info_topic = caption_topic.rpartition('caption')[0] + \
+                'caption_info'
+            self.publishers_by_topic[topic] = (
+                self.create_publisher(String, caption_topic, 10),
+                self.create_publisher(String, info_topic, 10))
+            if p['image_transport'] == 'compressed':
+                sub = self.create_subscription(
+                    CompressedImage, topic + '/compressed',
+                    lambda msg, t=topic: self._on_compressed(msg, t), qos)
+            else:
+                sub = self.create_subscription(
+                    Image, topic, lambda msg, t=topic: self._on_image(msg, t),
+                    qos)
+            self.subscriptions_by_topic[topic] = sub
+        first = next(iter(self.topics))
+        self.publisher, self.info_publisher = self.publishers_by_topic[first]
+        self.subscription = self.subscriptions_by_topic[first]
         self.worker = CaptionWorker(engine.caption, self._publish,
                                     self._caption_failed, p)
         watch_parameters(self, CAPTIONER_PARAMETERS, p)
-        qos = image_qos(p['reliability'])
-        if p['image_transport'] == 'compressed':
-            self.subscription = self.create_subscription(
-                CompressedImage, 'image_raw/compressed', self._on_compressed,
-                qos)
-        else:
-            self.subscription = self.create_subscription(
-                Image, 'image_raw', self._on_image, qos)
         self.enable_service = self.create_service(SetBool, '~/enable',
                                                   self._on_enable)
         self.diagnostics = DiagnosticsPublisher(self, engine.model_id,
                                                 self._diagnostics)
         self.worker.start()
-        log.info(f'captioning {self.subscription.topic_name} -> '
-                 f'{self.publisher.topic_name} at <= {p["rate_hz"]:g} Hz '
+        routes = ', '.join(
+            f'{self.subscriptions_by_topic[t].topic_name} -> '
+            f'{self.publishers_by_topic[t][0].topic_name}'
+            for t in self.topics)
+        log.info(f'captioning {routes} at <= {p["rate_hz"]:g} Hz '
                  f'({p["reliability"]})')
 
-    def _on_image(self, msg):
+    def _on_image(self, msg, topic):
         try:
             image = image_msg_to_rgb(msg)
         except ImageConversionError as exc:
             self._skip(exc)
             return
-        self._submit(image, msg.header)
+        self._submit(image, msg.header, topic)
 
-    def _on_compressed(self, msg):
+    def _on_compressed(self, msg, topic):
         try:
             image = compressed_to_rgb(msg.format, msg.data)
         except ImageConversionError as exc:
             self._skip(exc)
             return
-        self._submit(image, msg.header)
+        self._submit(image, msg.header, topic)
 
-    def _submit(self, image, header):
+    def _submit(self, image, header, topic):
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self.frames_in.add()
-        self.worker.submit(Frame(image, stamp, header.frame_id,
-                                 self.subscription.topic_name))
+        self.worker.submit(Frame(image, stamp, header.frame_id, topic))
 
     def _skip(self, exc):
         self.skipped_frames += 1
@@ -109,15 +129,17 @@ class CaptionerNode(Node):
     def _publish(self, result):
         if not self.context.ok():
             return
-        self.publisher.publish(String(data=result.text))
+        frame = result.frame
+        publisher, info_publisher = self.publishers_by_topic[frame.topic]
+        publisher.publish(String(data=result.text))
         now = self.get_clock().now().nanoseconds * 1e-9
         # Frame-to-caption latency, from the image's header stamp.
-        frame = result.frame
         self.latency.add(now - frame.stamp)
         self.inference.add(result.inference_seconds)
-        self.info_publisher.publish(String(data=json.dumps({
+        info_publisher.publish(String(data=json.dumps({
             'stamp': frame.stamp, 'frame_id': frame.frame_id,
-            'image_topic': frame.topic, 'caption': result.text,
+            'image_topic': self.subscriptions_by_topic[frame.topic]
+            .topic_name, 'caption': result.text,
             'inference_s': round(result.inference_seconds, 4),
             'latency_s': round(self.latency.last, 4)}, ensure_ascii=False)))
         self.captions_out.add()
@@ -154,10 +176,16 @@ class CaptionerNode(Node):
             'latency_mean_s': self.latency.mean,
             'inference_last_s': self.inference.last,
             'inference_mean_s': self.inference.mean,
-            'scene_gate_passed': worker.gate.passed,
-            'scene_gate_skipped': worker.gate.gated,
-            'scene_difference_last': worker.gate.last_difference,
-            'dedupe_suppressed': worker.deduper.suppressed,
+            'scene_gate_passed': worker.gate_passed,
+            'scene_gate_skipped': worker.gate_skipped,
+            'scene_difference_last': max(
+                (g.last_difference for g in worker.gates.values()
+                 if g.last_difference is not None), default=None),
+            'dedupe_suppressed': worker.dedupe_suppressed,
+            'batch_size_last': worker.last_batch_size,
+            'image_topics': ','.join(
+                s.topic_name for s in self.subscriptions_by_topic.values()),
+            'engine': 'fast' if engine.fast is not None else 'generate',
             'rate_hz': p['rate_hz'],
             'model': engine.model_id, 'device': engine.device,
             'dtype': str(engine.dtype).replace('torch.', ''),
@@ -165,8 +193,8 @@ class CaptionerNode(Node):
         }
         level, message = OK, 'captioning' if p['enable'] else 'paused'
         if frames_per_s == 0 and p['enable']:
-            level, message = WARN, 'no frames arriving on ' + \
-                self.subscription.topic_name
+            level, message = WARN, 'no frames arriving on ' + ', '.join(
+                s.topic_name for s in self.subscriptions_by_topic.values())
         elif (self.latency.mean or 0) > p['latency_warn_s']:
             level, message = WARN, (
                 f'mean latency {self.latency.mean:.2f} s exceeds '

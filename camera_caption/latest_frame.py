@@ -98,3 +98,48 @@ class Throttle:
     def mark(self, now=None):
         """Record that work starts now."""
         self._last = self._clock() if now is None else now
+
+
+class LatestFrames:
+    """
+    One newest-frame slot per source (camera topic), one shared wake-up.
+
+    ``take_all`` returns the newest frame of every source that has one, so
+    a worker captions N cameras in one batch.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._items = {}
+        self._closed = False
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, key, item):
+        """Store ``item`` for ``key``, replacing an older one (dropped)."""
+        with self._cond:
+            if key in self._items:
+                self.dropped += 1
+            self._items[key] = item
+            self.received += 1
+            self._cond.notify_all()
+
+    def take_all(self, timeout=None):
+        """Return and remove ``{key: newest item}``; {} on timeout/close."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            items, self._items = self._items, {}
+            return {} if self._closed else items
+
+    def clear(self):
+        """Drop everything held (counted as dropped)."""
+        with self._cond:
+            self.dropped += len(self._items)
+            self._items = {}
+
+    def close(self):
+        """Wake every waiter; later ``take_all`` calls return {}."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

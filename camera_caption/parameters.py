@@ -158,6 +158,12 @@ CAPTIONER_PARAMETERS = (
     PositiveParam('latency_warn_s', 2.0, 'Diagnostics turn WARN when the '
                   'mean frame-to-caption latency exceeds this.',
                   maximum=3600.0, live=True),
+    Param('image_topics', '', 'Comma-separated image topics to caption '
+          'together in one batch (several cameras); empty = image_raw. '
+          "Each camera's caption goes to <its namespace>/caption."),
+    Param('engine', 'auto', "'auto': the static-cache greedy fast path for "
+          "BLIP-2/OPT (generate() for other models); 'generate': always "
+          'HF generate().', choices=('auto', 'generate')),
     Param('cpu_threads', 0, 'Torch threads when device is cpu; 0 = one '
           'fewer than the cores, so that ROS callbacks are not starved.',
           minimum=0, maximum=1024),
@@ -183,6 +189,44 @@ NODE_PARAMETERS = {
     'captioner': CAPTIONER_PARAMETERS,
     'caption_logger': CAPTION_LOGGER_PARAMETERS,
 }
+
+
+def image_topic_list(text):
+    """Split the ``image_topics`` parameter; empty means ``image_raw``."""
+    topics = [t.strip() for t in str(text).replace(' ', ',').split(',')
+              if t.strip()]
+    return topics or ['image_raw']
+
+
+def caption_topic_for(image_topic):
+    """
+    Name of the caption topic for an image topic.
+
+    ``image_raw`` -> ``caption``; ``/cam1/image_raw`` -> ``/cam1/caption``;
+    ``/front/color/image_raw`` -> ``/front/color/caption``; a bare name
+    other than image_raw (``left``) -> ``left/caption``.
+    """
+    topic = image_topic.rstrip('/')
+    if topic == 'image_raw':
+        return 'caption'
+    parent, _, _ = topic.rpartition('/')
+    if parent or topic.startswith('/'):
+        return (parent or '') + '/caption'
+    return topic + '/caption'
+
+
+def caption_topics(image_topics):
+    """Map each image topic to its caption topic; refuse collisions."""
+    mapping = {}
+    for topic in image_topics:
+        caption = caption_topic_for(topic)
+        if caption in mapping.values():
+            raise ParameterError(
+                f"parameter 'image_topics' = {','.join(image_topics)!r} is "
+                f'invalid: two cameras would publish on {caption}; give '
+                'each camera its own namespace')
+        mapping[topic] = caption
+    return mapping
 
 
 def validate(specs, values):

@@ -150,7 +150,7 @@ def test_scene_change_gate_skips_static_scenes(ros_context, tiny_model_dir):
         time.sleep(0.3)
         static_inferences = node.worker.captions
         assert static_inferences == 1, static_inferences
-        assert node.worker.gate.gated >= 15
+        assert node.worker.gate_skipped >= 15
         for i in range(10):                   # a changing scene
             pub.publish(image((i * 60) % 256))
             time.sleep(0.12)
@@ -172,7 +172,7 @@ def test_dedupe_suppresses_repeated_captions(ros_context, tiny_model_dir):
         time.sleep(0.3)
     assert node.worker.captions >= 8
     assert len(captions.items) == 1
-    assert node.worker.deduper.suppressed == node.worker.captions - 1
+    assert node.worker.dedupe_suppressed == node.worker.captions - 1
 
 
 def test_transcripts_from_a_live_pipeline(ros_context, tiny_model_dir,
