@@ -29,6 +29,7 @@ setup(
             'camera_node = camera_caption.camera_node:main',
             'captioner_node = camera_caption.captioner_node:main',
             'caption_logger = camera_caption.caption_logger_node:main',
+            'benchmark = camera_caption.benchmark:main',
         ],
     },
 )

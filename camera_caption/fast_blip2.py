@@ -51,19 +51,27 @@ def fast_path_reason(model):
     text = config.text_config
     if getattr(text, 'activation_function', 'relu') != 'relu':
         return f'activation {text.activation_function!r} is not relu'
-    generation = getattr(model, 'generation_config', None)
-    for name, neutral in _NEUTRAL.items():
-        value = getattr(generation, name, None)
-        if value not in neutral:
-            return f'generation_config.{name} = {value!r} needs generate()'
+    for generation in _generation_configs(model):
+        for name, neutral in _NEUTRAL.items():
+            value = getattr(generation, name, None)
+            if value not in neutral:
+                return f'generation_config.{name} = {value!r} needs ' \
+                    'generate()'
     return ''
+
+
+def _generation_configs(model):
+    """Return the generation configs, the language model's (used) first."""
+    configs = [getattr(getattr(model, 'language_model', None),
+                       'generation_config', None),
+               getattr(model, 'generation_config', None)]
+    return [c for c in configs if c is not None]
 
 
 def eos_ids(model):
     """EOS token ids that end a sequence, as generate() uses them."""
-    eos = getattr(model.generation_config, 'eos_token_id', None)
-    if eos is None:
-        eos = model.config.text_config.eos_token_id
+    configs = _generation_configs(model)
+    eos = getattr(configs[0], 'eos_token_id', None) if configs else None
     if eos is None:
         return []
     return [int(e) for e in (eos if isinstance(eos, (list, tuple))
