@@ -104,7 +104,8 @@ def main(argv=None):
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    domain = int(os.environ.get('ROS_DOMAIN_ID') or 10 + os.getpid() % 90)
+    from camera_caption.domain_lock import pick_domain_id
+    domain = int(os.environ.get('ROS_DOMAIN_ID') or pick_domain_id())
     results = [measure(args.width, args.height, fps, args.encoding,
                        args.seconds, domain)
                for fps in (args.fps, 1000.0)]

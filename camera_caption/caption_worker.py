@@ -58,12 +58,6 @@ class CaptionWorker:
         self.last_batch_size = 0
         self.errors = 0
 
-    # Kept for callers that think of one camera.
-    @property
-    def slot(self):
-        """Return the frame slots (``received``/``dropped`` counters)."""
-        return self.slots
-
     @property
     def gate_passed(self):
         """Frames the scene-change gates let through."""

@@ -160,15 +160,15 @@ class CaptionerNode(Node):
 
     def _diagnostics(self):
         p, worker, engine = self.params, self.worker, self.engine
-        dropped = worker.slot.dropped - self._dropped_seen
-        self._dropped_seen = worker.slot.dropped
+        dropped = worker.slots.dropped - self._dropped_seen
+        self._dropped_seen = worker.slots.dropped
         frames_per_s = self.frames_in.per_second()
         values = {
             'enabled': p['enable'],
             'frames_in_per_s': frames_per_s,
             'captions_per_s': self.captions_out.per_second(),
             'frames_dropped_by_throttle': dropped,
-            'frames_dropped_total': worker.slot.dropped,
+            'frames_dropped_total': worker.slots.dropped,
             'frames_skipped_bad': self.skipped_frames,
             'captions_total': self.published,
             'inference_errors': worker.errors,

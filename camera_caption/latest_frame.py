@@ -1,10 +1,11 @@
 """
 Keep only the newest frame, and throttle how often work starts.
 
-Plain Python (no ROS): the captioner's subscription callback ``put``s
-frames into a :class:`LatestFrameSlot`; the worker ``take``s the newest one
-when :class:`Throttle` allows.  A frame that is replaced before it is taken
-is counted as dropped, so no backlog can ever build up.
+Plain Python (no ROS): the captioner's subscription callbacks ``put``
+frames into :class:`LatestFrames` (one slot per camera); the worker takes
+the newest frame of each when :class:`Throttle` allows.  A frame that is
+replaced before it is taken is counted as dropped, so no backlog can ever
+build up.
 """
 
 from dataclasses import dataclass, field
@@ -23,49 +24,6 @@ class Frame:
     frame_id: str = ''
     topic: str = ''
     received: float = field(default_factory=time.monotonic)
-
-
-class LatestFrameSlot:
-    """A one-item mailbox: ``put`` replaces, ``take`` empties."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._item = None
-        self._closed = False
-        self.received = 0
-        self.dropped = 0
-
-    def put(self, item):
-        """Store ``item``, replacing (and counting as dropped) an older one."""
-        with self._cond:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self.received += 1
-            self._cond.notify_all()
-
-    def take(self, timeout=None):
-        """
-        Return and remove the newest item, waiting up to ``timeout`` s.
-
-        Returns None on timeout or once the slot is closed.
-        """
-        with self._cond:
-            if self._item is None and not self._closed:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return None if self._closed else item
-
-    def peek(self):
-        """Return the newest item without removing it (or None)."""
-        with self._cond:
-            return self._item
-
-    def close(self):
-        """Wake every waiter; later ``take`` calls return None."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
 
 class Throttle:

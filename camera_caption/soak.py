@@ -60,7 +60,9 @@ def soak(model, duration, rate_hz, interval, warmup, max_new_tokens=8,
     """Run the soak; return a summary dict."""
     env = dict(os.environ, PYTHONUNBUFFERED='1',
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    env.setdefault('ROS_DOMAIN_ID', str(10 + os.getpid() % 90))
+    if 'ROS_DOMAIN_ID' not in env:
+        from camera_caption.domain_lock import pick_domain_id
+        env['ROS_DOMAIN_ID'] = str(pick_domain_id())
     cmd = [sys.executable, '-m', 'camera_caption', '--source',
            'test_pattern', '--model', model, '--rate_hz', str(rate_hz),
            '--max_new_tokens', str(max_new_tokens), '--ros-args', '-p',

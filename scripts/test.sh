@@ -8,7 +8,6 @@ venv=${VENV:-$repo/.venv}
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$((10 + $$ % 90))}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
 
 # The package must compile on every Python our users run (Humble 3.10 .. Jazzy 3.12).

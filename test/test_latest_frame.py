@@ -4,30 +4,34 @@ import threading
 import time
 
 from camera_caption.caption_worker import CaptionWorker
-from camera_caption.latest_frame import Frame, LatestFrameSlot, Throttle
+from camera_caption.latest_frame import Frame, LatestFrames, Throttle
 import numpy as np
 import pytest
 
 
-def test_slot_keeps_only_the_newest_and_counts_drops():
-    slot = LatestFrameSlot()
+def test_slots_keep_only_the_newest_per_camera_and_count_drops():
+    slots = LatestFrames()
     for i in range(5):
-        slot.put(i)
-    assert slot.take(0) == 4
-    assert slot.take(0) is None
-    assert slot.received == 5 and slot.dropped == 4
+        slots.put('cam1', i)
+    slots.put('cam2', 'x')
+    assert slots.take_all(0) == {'cam1': 4, 'cam2': 'x'}
+    assert slots.take_all(0) == {}
+    assert slots.received == 6 and slots.dropped == 4
+    slots.put('cam1', 9)
+    slots.clear()
+    assert slots.dropped == 5 and slots.take_all(0) == {}
 
 
-def test_take_waits_for_a_frame_and_close_wakes_waiters():
-    slot = LatestFrameSlot()
-    threading.Timer(0.05, slot.put, args=('x',)).start()
-    assert slot.take(2.0) == 'x'
+def test_take_all_waits_for_a_frame_and_close_wakes_waiters():
+    slots = LatestFrames()
+    threading.Timer(0.05, slots.put, args=('cam', 'x')).start()
+    assert slots.take_all(2.0) == {'cam': 'x'}
     got = []
-    waiter = threading.Thread(target=lambda: got.append(slot.take(5.0)))
+    waiter = threading.Thread(target=lambda: got.append(slots.take_all(5.0)))
     waiter.start()
-    slot.close()
+    slots.close()
     waiter.join(1.0)
-    assert not waiter.is_alive() and got == [None]
+    assert not waiter.is_alive() and got == [{}]
 
 
 def test_throttle_spaces_starts_by_one_over_rate():
@@ -77,7 +81,7 @@ def test_worker_captions_newest_frame_at_the_rate_without_backlog():
     assert worker.stop(1.0)
     # ~5 per second for 2 s; never more than the rate allows.
     assert 8 <= len(results) <= 11, len(results)
-    assert worker.slot.dropped >= i - len(results) - 1
+    assert worker.slots.dropped >= i - len(results) - 1
     # Each caption is of a frame newer than the one before.
     values = [v for v, _, _ in seen]
     assert all(b != a for a, b in zip(values, values[1:]))

@@ -40,16 +40,16 @@ def test_camera_to_caption_at_the_throttled_rate(ros_context,
         assert '/caption' in subs
 
         # A 30 fps flood with rate_hz 2 gives ~2 captions/s, no backlog.
-        frames_before = captioner.worker.slot.received
+        frames_before = captioner.worker.slots.received
         start = time.monotonic()
         time.sleep(5.0)
         end = time.monotonic()
         rate = captions.count_between(start, end) / (end - start)
-        frames_in = (captioner.worker.slot.received - frames_before) / (
+        frames_in = (captioner.worker.slots.received - frames_before) / (
             end - start)
         assert 1.4 <= rate <= 2.4, rate
         assert frames_in > 15, frames_in
-        assert captioner.worker.slot.dropped > 40
+        assert captioner.worker.slots.dropped > 40
         # The newest frame is captioned: latency stays well under a second.
         assert captioner.last_latency < 1.0, captioner.last_latency
         assert camera.published > 100
@@ -88,7 +88,7 @@ def test_own_driver_reliable_topic_and_bad_frames(ros_context,
             time.sleep(0.01)
         time.sleep(0.3)
         assert captions.items == []            # bad frames are skipped
-        assert captioner.worker.slot.received == 0
+        assert captioner.worker.slots.received == 0
         for i in range(5):
             pub.publish(make_image(40 * i))
             time.sleep(0.1)
