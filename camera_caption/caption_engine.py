@@ -134,10 +134,48 @@ class CaptionEngine:
             self.preprocess = FramePreprocessor(
                 image_processor, self.fast.device, self.dtype)
         if warm_up:
-            self.fast.warm_up(range(1, max_batch + 1))
-            self.caption([_warmup_frame()] * max_batch)
+            try:
+                self.fast.warm_up(range(1, max_batch + 1))
+                self.caption([_warmup_frame()] * max_batch)
+                problem = self.self_check()
+            except Exception as exc:  # noqa: B902 - keep generate() then
+                problem = f'warm-up failed: {type(exc).__name__}: {exc}'
+            if problem:
+                self.fast = self.preprocess = None
+                self.fallback_reason = problem
+                return problem
         self.warmup_seconds = time.monotonic() - start
         self.fallback_reason = ''
+        return ''
+
+    def self_check(self, tokens=8):
+        """
+        Compare the fast path with generate() on one synthetic frame.
+
+        Returns '' when they agree on at least half of the tokens (float16
+        kernels may break near-ties differently), else the reason; a wrong
+        fast path would disagree almost everywhere.
+        """
+        import numpy as np
+        import torch
+        ramp = np.linspace(0, 255, 224, dtype=np.float32)
+        frame = np.stack([np.add.outer(ramp, ramp) / 2,
+                          np.tile(ramp, (224, 1)),
+                          np.tile(ramp[:, None], (1, 224))], axis=-1)
+        inputs = self.processor(images=[frame.astype(np.uint8)], text=[''],
+                                return_tensors='pt')
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs['pixel_values'] = inputs['pixel_values'].to(self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=tokens,
+                                      do_sample=False, num_beams=1)
+        reference = strip_prompt_tokens(out, inputs['input_ids'])[0].tolist()
+        ours = self.fast.generate(inputs['pixel_values'],
+                                  self._prompt_token_ids(''), tokens)[0]
+        same = sum(a == b for a, b in zip(reference, ours))
+        if same * 2 < max(1, min(len(reference), len(ours))):
+            return (f'self-check: fast path agreed with generate() on '
+                    f'{same} of {len(reference)} tokens')
         return ''
 
     @classmethod

@@ -130,3 +130,14 @@ def test_ignore_eos_forces_the_full_length(wide_engine):
     ids = engine.processor.tokenizer('')['input_ids']
     rows = fast.generate(pixels, ids, 10, ignore_eos=True)
     assert [len(r) for r in rows] == [10, 10]
+
+
+def test_self_check_catches_a_broken_fast_path(tmp_path):
+    seed, scale = MODELS['varied']
+    engine = CaptionEngine.load(build_tiny_blip2(
+        str(tmp_path / 'm'), seed=seed, weight_scale=scale), device='cpu')
+    assert engine.enable_fast_path(max_batch=1) == ''   # self-check passed
+    assert engine.self_check() == ''
+    engine.fast.pre_norm = not engine.fast.pre_norm    # a wrong decoder
+    assert engine.self_check() == ('self-check: fast path agreed with '
+                                   'generate() on 0 of 8 tokens')
