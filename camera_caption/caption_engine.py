@@ -157,21 +157,15 @@ class CaptionEngine:
         fast path would disagree almost everywhere.
         """
         import numpy as np
-        import torch
         ramp = np.linspace(0, 255, 224, dtype=np.float32)
         frame = np.stack([np.add.outer(ramp, ramp) / 2,
                           np.tile(ramp, (224, 1)),
                           np.tile(ramp[:, None], (1, 224))], axis=-1)
-        inputs = self.processor(images=[frame.astype(np.uint8)], text=[''],
-                                return_tensors='pt')
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs['pixel_values'] = inputs['pixel_values'].to(self.dtype)
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=tokens,
-                                      do_sample=False, num_beams=1)
-        reference = strip_prompt_tokens(out, inputs['input_ids'])[0].tolist()
-        ours = self.fast.generate(inputs['pixel_values'],
-                                  self._prompt_token_ids(''), tokens)[0]
+        new_tokens, pixels = self._generate_tokens(
+            [frame.astype(np.uint8)], '', tokens)
+        reference = new_tokens[0].tolist()
+        ours = self.fast.generate(pixels, self._prompt_token_ids(''),
+                                  tokens)[0]
         same = sum(a == b for a, b in zip(reference, ours))
         if same * 2 < max(1, min(len(reference), len(ours))):
             return (f'self-check: fast path agreed with generate() on '
@@ -274,6 +268,13 @@ class CaptionEngine:
         return [strip_prompt_text(t, prompt) for t in texts]
 
     def _caption_generate(self, frames, prompt, max_new):
+        new_tokens, _ = self._generate_tokens(frames, prompt, max_new)
+        texts = self.processor.batch_decode(new_tokens,
+                                            skip_special_tokens=True)
+        return [strip_prompt_text(t, prompt) for t in texts]
+
+    def _generate_tokens(self, frames, prompt, max_new):
+        """Processor + generate(): (new token ids, pixel_values used)."""
         import torch
         inputs = self.processor(images=list(frames),
                                 text=[prompt] * len(frames),
@@ -288,10 +289,8 @@ class CaptionEngine:
             inputs = None   # drop the batch's tensors before emptying cache
             self.release_memory()
             raise
-        new_tokens = strip_prompt_tokens(out, inputs.get('input_ids'))
-        texts = self.processor.batch_decode(new_tokens,
-                                            skip_special_tokens=True)
-        return [strip_prompt_text(t, prompt) for t in texts]
+        return (strip_prompt_tokens(out, inputs.get('input_ids')),
+                inputs['pixel_values'])
 
     def release_memory(self):
         """Return cached GPU memory after a failed inference."""

@@ -69,11 +69,9 @@ class CaptionerNode(Node):
         self.subscriptions_by_topic = {}
         qos = image_qos(p['reliability'])
         for topic, caption_topic in self.topics.items():
-            info_topic = caption_topic.rpartition('caption')[0] + \
-                'caption_info'
             self.publishers_by_topic[topic] = (
                 self.create_publisher(String, caption_topic, 10),
-                self.create_publisher(String, info_topic, 10))
+                self.create_publisher(String, caption_topic + '_info', 10))
             if p['image_transport'] == 'compressed':
                 sub = self.create_subscription(
                     CompressedImage, topic + '/compressed',
@@ -83,9 +81,6 @@ class CaptionerNode(Node):
                     Image, topic, lambda msg, t=topic: self._on_image(msg, t),
                     qos)
             self.subscriptions_by_topic[topic] = sub
-        first = next(iter(self.topics))
-        self.publisher, self.info_publisher = self.publishers_by_topic[first]
-        self.subscription = self.subscriptions_by_topic[first]
         self.worker = CaptionWorker(engine.caption, self._publish,
                                     self._caption_failed, p)
         watch_parameters(self, CAPTIONER_PARAMETERS, p)
