@@ -141,7 +141,7 @@ class FastBlip2Opt:
 
     # -- building blocks -------------------------------------------------
 
-    def _attention(self, li, x, positions, write_slice, mask):
+    def _attention(self, li, x, write_slice, mask):
         layer, qkv_w, qkv_b = self.layers[li]
         b, t, _ = x.shape
         qkv = F.linear(x, qkv_w, qkv_b)
@@ -156,13 +156,13 @@ class FastBlip2Opt:
         out = out.transpose(1, 2).reshape(b, t, self.hidden)
         return layer.self_attn.out_proj(out)
 
-    def _layers(self, hidden, positions, write_slice, mask):
+    def _layers(self, hidden, write_slice, mask):
         for li, (layer, _, _) in enumerate(self.layers):
             residual = hidden
             if self.pre_norm:
                 hidden = layer.self_attn_layer_norm(hidden)
-            hidden = residual + self._attention(li, hidden, positions,
-                                                write_slice, mask)
+            hidden = residual + self._attention(li, hidden, write_slice,
+                                                mask)
             if not self.pre_norm:
                 hidden = layer.self_attn_layer_norm(hidden)
             residual = hidden
@@ -220,7 +220,7 @@ class FastBlip2Opt:
             self.v_cache[li, :b, :, :length] = v
             return k, v
 
-        return self._layers(hidden, positions, write, mask)[:, -1]
+        return self._layers(hidden, write, mask)[:, -1]
 
     def _step(self, tokens, position):
         """One decode step at ``position`` (a 0-d device tensor)."""
@@ -241,7 +241,7 @@ class FastBlip2Opt:
             v_cache.index_copy_(2, index, v)
             return k_cache, v_cache
 
-        return self._layers(hidden, position, write, mask)[:, -1]
+        return self._layers(hidden, write, mask)[:, -1]
 
     def _graph_step(self, b):
         """Return the CUDA graph replaying _step for batch ``b`` (cached)."""

@@ -83,7 +83,8 @@ def run_nodes(factories, args=None, stop=None):
         status = 1
     finally:
         executor.shutdown(timeout_sec=1.0)
-        spinner.join(1.0) if spinner.is_alive() else None
+        if spinner.is_alive():     # not started when a factory failed
+            spinner.join(1.0)
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
