@@ -6,7 +6,9 @@ Publishes ``sensor_msgs/Image`` on ``image_raw`` (and, when asked, JPEG
 capture time in ``header.stamp`` and the ``frame_id`` parameter.  Frames
 are read on a capture thread (devices block there, files and the pattern
 are paced to ``fps``), so the executor stays free.  A device or stream that
-stops delivering is reopened with backoff.
+stops delivering is reopened with backoff.  A source that ends (a video file
+or image folder with ``loop`` false) waits for its first subscriber before it
+plays, so that no frame of it is published to nobody.
 """
 
 import array
@@ -23,6 +25,7 @@ from camera_caption.parameters import CAMERA_PARAMETERS
 from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.ros_parameters import declare_parameters, image_qos
 import cv2
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -75,7 +78,33 @@ class CameraNode(Node):
                 log=self.get_logger().warning, stop=self._stop)
         return source
 
+    def _finite(self):
+        """Whether the source ends (a file or folder played once)."""
+        kind = classify(self.params['source'])[0]
+        return kind in ('file', 'folder') and not self.params['loop']
+
+    def _wait_for_subscriber(self):
+        """Block until something subscribes; False when stopped first."""
+        publishers = [self.publisher, self.compressed_publisher]
+
+        def subscribed():
+            return any(pub is not None and pub.get_subscription_count() > 0
+                       for pub in publishers)
+
+        if subscribed():
+            return True
+        self.get_logger().info(
+            f'waiting for a subscriber on {self.publisher.topic_name} before '
+            f"playing '{self.source.name}' (loop is false)")
+        while not self._stop.wait(0.02):
+            if subscribed():
+                return True
+        return False
+
     def _capture_loop(self):
+        finite = self._finite()
+        if finite and not self._wait_for_subscriber():
+            return
         period = 1.0 / self.source.fps if self.source.fps > 0 else 0.0
         next_time = time.monotonic()
         while not self._stop.is_set():
@@ -99,6 +128,11 @@ class CameraNode(Node):
                 break
             try:
                 self.publish_frame(frame)
+                if finite and self.published == 1:
+                    # A subscriber is matched, but it may not have matched
+                    # us yet: with depth 1, a second frame sent now would
+                    # replace the first before it is delivered.
+                    self.publisher.wait_for_all_acked(Duration(seconds=1))
             except Exception:  # noqa: B902 - context shut down meanwhile
                 if self._stop.is_set() or not self.context.ok():
                     break

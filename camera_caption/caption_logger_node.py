@@ -38,6 +38,8 @@ class CaptionLoggerNode(Node):
             self.get_logger().info(
                 f'writing {self.params["transcript_format"]} transcript to '
                 f'{self.transcript.path}')
+        self.get_logger().info(
+            f'logging captions of {self.subscription.topic_name}')
 
     def _on_caption(self, msg):
         self.count += 1

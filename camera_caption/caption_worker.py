@@ -57,6 +57,8 @@ class CaptionWorker:
         self.batches = 0
         self.last_batch_size = 0
         self.errors = 0
+        # True once the thread saw enable false and finished its batch.
+        self.paused = False
 
     @property
     def gate_passed(self):
@@ -102,7 +104,8 @@ class CaptionWorker:
     def _run(self):
         while not self._stop.is_set():
             self._throttle.rate_hz = self._settings['rate_hz']
-            if not self._settings.get('enable', True):
+            self.paused = not self._settings.get('enable', True)
+            if self.paused:
                 self.slots.clear()             # paused: hold nothing stale
                 self._stop.wait(0.05)
                 continue

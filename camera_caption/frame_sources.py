@@ -244,6 +244,7 @@ class ReconnectingSource(FrameSource):
         self._stop = stop or threading.Event()
         self._sleep = sleep or self._stop.wait
         self.reconnects = 0
+        self.outages = 0           # times the source stopped delivering
         self._copy_info()
 
     def _copy_info(self):
@@ -257,6 +258,7 @@ class ReconnectingSource(FrameSource):
                 return self._source.read()
             except SourceError as exc:
                 self._source.close()
+                self.outages += 1
                 self._log(f'{exc}; reconnecting (first retry in '
                           f'{self._retry_initial:g} s)')
             self._reopen()

@@ -59,6 +59,25 @@ class CaptionListener:
             return sum(1 for t, _ in self.items if start <= t < end)
 
 
+def feed(publisher, msg, count, timeout=10.0, resend=2.0):
+    """
+    Publish ``msg`` until ``count()`` grows; return whether it did.
+
+    ``count`` reads how far the receiver got (frames taken, captions
+    made, ...), so the next message is only sent once this one was handled.
+    The message is sent again after ``resend`` seconds in case a newer one
+    from another publisher replaced it in a depth-1 queue.
+    """
+    before = count()
+    deadline = time.monotonic() + timeout
+    while True:
+        publisher.publish(msg)
+        if wait_until(lambda: count() > before, resend):
+            return True
+        if time.monotonic() > deadline:
+            return False
+
+
 def wait_until(predicate, timeout, interval=0.02):
     """Poll ``predicate`` until true or ``timeout``; return its last value."""
     deadline = time.monotonic() + timeout

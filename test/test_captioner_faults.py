@@ -1,7 +1,5 @@
 """The captioner keeps running through bad frames, failures and bad params."""
 
-import time
-
 from camera_caption.camera_node import CameraNode
 from camera_caption.captioner_node import CaptionerNode
 from input_catalogue import COMPRESSED_CASES, RAW_CASES
@@ -12,7 +10,8 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import CaptionListener, params, spinning, wait_until
+from ros_helpers import (CaptionListener, feed, params, spinning,
+                         wait_until)
 from sensor_msgs.msg import CompressedImage, Image
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -86,11 +85,13 @@ def test_compressed_transport_end_to_end_and_corrupt_jpeg(
                                       '/image_raw/compressed', RELIABLE)
     with spinning(ros_context, camera, captioner, driver):
         assert captions.wait_for(2, 30)
-        for _, (fmt, data), expected in COMPRESSED_CASES:
-            if isinstance(expected, tuple):
-                corrupt.publish(CompressedImage(format=fmt, data=data))
-                time.sleep(0.1)   # depth 1: let each one be taken
-        assert wait_until(lambda: captioner.skipped_frames >= 3, 5)
+        refused = [CompressedImage(format=fmt, data=data)
+                   for _, (fmt, data), expected in COMPRESSED_CASES
+                   if isinstance(expected, tuple)]
+        assert len(refused) >= 3
+        for msg in refused:      # each one skipped, whatever the camera sends
+            assert feed(corrupt, msg, lambda: captioner.skipped_frames)
+        assert captioner.skipped_frames >= len(refused)
         before = len(captions.items)
         assert captions.wait_for(before + 2, 10)
     assert "'data'=" in capfd.readouterr().err
@@ -185,7 +186,9 @@ def test_good_frames_still_flow_between_bad_ones(ros_context,
     bad = image_msg(RAW_CASES[-3][1])
     with spinning(ros_context, captioner, driver):
         assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
-        for i in range(20):
-            pub.publish(bad if i % 2 else good_image(int(np.uint8(i * 9))))
-            time.sleep(0.06)
-        assert captions.wait_for(5, 10), len(captions.items)
+        for i in range(20):      # each frame handled before the next
+            assert feed(pub, bad if i % 2 else good_image(
+                int(np.uint8(i * 9))), lambda: captioner.worker.captions
+                + captioner.skipped_frames)
+        assert captioner.skipped_frames == 10
+        assert captions.wait_for(10, 10), len(captions.items)

@@ -90,7 +90,7 @@ def wait_for_line(proc, text, timeout):
     ('camera_caption.camera_node', ['-p', 'source:=test_pattern'],
      'publishing test_pattern'),
     ('camera_caption.captioner_node', ['-p', 'device:=cpu'], 'captioning'),
-    ('camera_caption.caption_logger_node', [], None),
+    ('camera_caption.caption_logger_node', [], 'logging captions of'),
 ])
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_each_node_exits_within_2_s_on_signal(tiny_model_dir, module, args,
@@ -98,10 +98,7 @@ def test_each_node_exits_within_2_s_on_signal(tiny_model_dir, module, args,
     if module.endswith('captioner_node'):
         args = args + ['-p', f'model:={tiny_model_dir}']
     proc = start(['-m', module, '--ros-args'] + args)
-    if ready:
-        wait_for_line(proc, ready, 60)
-    else:
-        time.sleep(2.0)
+    wait_for_line(proc, ready, 60)
     sent = time.monotonic()
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=10)

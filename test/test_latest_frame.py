@@ -120,11 +120,14 @@ def test_worker_survives_errors_and_reads_settings_live():
 
 
 def test_worker_stops_promptly_while_idle():
-    worker, _, _ = make_worker({'rate_hz': 0.01, 'prompt': '',
-                                'max_new_tokens': 1}, lambda *a: ['x'])
+    worker, results, _ = make_worker({'rate_hz': 0.01, 'prompt': '',
+                                      'max_new_tokens': 1}, lambda *a: ['x'])
     worker.start()
     worker.submit(Frame(np.zeros((1, 1, 3), np.uint8)))
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert results                           # now waiting 100 s to the next
     start = time.monotonic()
     assert worker.stop(2.0)
     assert time.monotonic() - start < 0.5

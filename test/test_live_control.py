@@ -14,7 +14,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import CaptionListener, params, spinning, wait_until
+from ros_helpers import (CaptionListener, feed, params, spinning,
+                         wait_until)
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
@@ -73,10 +74,10 @@ def test_enable_service_pauses_without_inference_and_resumes(
         assert wait_until(future.done, 5)
         assert future.result().success
         assert future.result().message == 'captioning paused'
-        time.sleep(0.3)
+        assert wait_until(lambda: node.worker.paused, 5)
         inferences = node.worker.captions + node.worker.errors
         received = len(captions.items)
-        time.sleep(1.5)
+        time.sleep(1.5)                       # a window with no inference
         assert node.worker.captions + node.worker.errors == inferences
         assert len(captions.items) == received
         assert node.params['enable'] is False
@@ -94,7 +95,10 @@ def test_diagnostics_report_rates_latency_and_model(ros_context,
     probe = rclpy.create_node('probe', context=ros_context)
     diag = Diagnostics(probe)
     with spinning(ros_context, camera, node, probe):
-        time.sleep(4.5)
+        # Rates are taken over the last seconds: wait until 16 captions
+        # (about 4 s) are reported.
+        assert wait_until(lambda: int((diag.values('/captioner') or {}).get(
+            'captions_total', 0)) >= 16, 20)
         cap = diag.values('/captioner')
         cam = diag.values('/camera')
         status = diag.latest['/captioner']
@@ -144,19 +148,19 @@ def test_scene_change_gate_skips_static_scenes(ros_context, tiny_model_dir):
     captions = CaptionListener(driver)
     with spinning(ros_context, node, driver):
         assert wait_until(lambda: pub.get_subscription_count() == 1, 5)
+
+        def handled():                        # captioned or held back
+            return node.worker.captions + node.worker.gate_skipped
+
         for i in range(30):                   # static, with sensor noise
-            pub.publish(image(90, noise=3, seed=i))
-            time.sleep(0.05)
-        time.sleep(0.3)
-        static_inferences = node.worker.captions
-        assert static_inferences == 1, static_inferences
-        assert node.worker.gate_skipped >= 15
-        for i in range(10):                   # a changing scene
-            pub.publish(image((i * 60) % 256))
-            time.sleep(0.12)
-        time.sleep(0.3)
-        assert node.worker.captions >= static_inferences + 5
-        assert len(captions.items) == node.worker.captions
+            assert feed(pub, image(90, noise=3, seed=i), handled)
+        assert node.worker.captions == 1
+        assert node.worker.gate_skipped == 29
+        for i in range(1, 11):                # a changing scene
+            assert feed(pub, image((90 + i * 60) % 256), handled)
+        assert node.worker.captions == 11
+        assert captions.wait_for(11, 5)
+        assert len(captions.items) == 11
 
 
 def test_dedupe_suppresses_repeated_captions(ros_context, tiny_model_dir):
@@ -167,10 +171,9 @@ def test_dedupe_suppresses_repeated_captions(ros_context, tiny_model_dir):
     with spinning(ros_context, node, driver):
         assert wait_until(lambda: pub.get_subscription_count() == 1, 5)
         for _ in range(20):                   # the same frame: same caption
-            pub.publish(image(123))
-            time.sleep(0.06)
-        time.sleep(0.3)
-    assert node.worker.captions >= 8
+            assert feed(pub, image(123), lambda: node.worker.captions)
+        assert captions.wait_for(1, 5)
+    assert node.worker.captions >= 20
     assert len(captions.items) == 1
     assert node.worker.dedupe_suppressed == node.worker.captions - 1
 

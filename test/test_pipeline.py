@@ -8,7 +8,8 @@ from camera_caption.captioner_node import CaptionerNode
 import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import CaptionListener, params, spinning, wait_until
+from ros_helpers import (CaptionListener, feed, params, spinning,
+                         wait_until)
 from sensor_msgs.msg import Image
 
 
@@ -83,15 +84,13 @@ def test_own_driver_reliable_topic_and_bad_frames(ros_context,
         assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
         bad = make_image(10)
         bad.encoding = 'no_such_encoding'
-        for _ in range(20):
-            pub.publish(bad)
-            time.sleep(0.01)
-        time.sleep(0.3)
-        assert captions.items == []            # bad frames are skipped
+        for _ in range(20):                    # each one handled in turn
+            assert feed(pub, bad, lambda: captioner.skipped_frames)
+        assert captioner.skipped_frames == 20
         assert captioner.worker.slots.received == 0
-        for i in range(5):
-            pub.publish(make_image(40 * i))
-            time.sleep(0.1)
+        assert captioner.worker.captions == 0  # bad frames are skipped
+        assert captions.items == []
+        assert feed(pub, make_image(40), lambda: captioner.worker.captions)
         assert captions.wait_for(1, timeout=10), 'good frame not captioned'
     # One warning line for 20 bad frames, naming the field and value.
     warnings = [line for line in capfd.readouterr().err.splitlines()
