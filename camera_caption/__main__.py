@@ -12,10 +12,12 @@ passed to rclpy unchanged.
 
 import argparse
 import os
+import re
 import sys
 
 from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, \
     node_overrides
+from camera_caption.parameters import find, NODE_PARAMETERS
 
 
 def default_params_file():
@@ -30,6 +32,23 @@ def default_params_file():
     return os.path.join(here, 'config', 'caption.yaml')
 
 
+def cli_advice(message):
+    """Rewrite launch syntax in advice (``device:=cpu``) as our options."""
+    return re.sub(r'\b(\w+):=(\S+?)([,.;)]?(?:\s|$))', r'--\1 \2\3', message)
+
+
+def shown_default(arg):
+    """Return the value an option takes when not given, for --help."""
+    if arg.node:       # empty: the node parameter's value in params_file
+        spec = find(NODE_PARAMETERS[arg.node], arg.name)
+        value = spec.default
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        return f'{text or repr(text)}, from params_file'
+    if arg.name == 'params_file':
+        return "the package's config/caption.yaml"
+    return arg.default or "''"
+
+
 def parse_args(argv):
     """Parse our options; return (options, rclpy args)."""
     ros_args = []
@@ -42,8 +61,9 @@ def parse_args(argv):
                     'one process. Options mirror caption.launch.py.')
     for arg in LAUNCH_ARGUMENTS:
         parser.add_argument('--' + arg.name, default=arg.default,
+                            metavar=arg.name.upper(),
                             help=f'{arg.description} (default: '
-                                 f'{arg.default!r})')
+                                 f'{shown_default(arg)})')
     options = parser.parse_args(argv)
     if not options.params_file:
         options.params_file = default_params_file()
@@ -56,7 +76,7 @@ def main(argv=None):
     if not os.path.isfile(options.params_file):
         print(f"params_file '{options.params_file}' does not exist",
               file=sys.stderr)
-        return 2
+        return 1
     from rclpy.parameter import Parameter
 
     from camera_caption.camera_node import CameraNode
@@ -68,8 +88,8 @@ def main(argv=None):
     try:
         overrides, remap, use_camera = node_overrides(vars(options))
     except ParameterError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        print(cli_advice(str(exc)), file=sys.stderr)
+        return 1
 
     def factory(cls, name):
         def make():
@@ -86,7 +106,7 @@ def main(argv=None):
         factories.insert(0, factory(CameraNode, 'camera'))
     args = ['camera_caption', '--ros-args', '--params-file',
             options.params_file] + ros_args[1:]
-    return run_nodes(factories, args)
+    return run_nodes(factories, args, advice=cli_advice)
 
 
 if __name__ == '__main__':

@@ -1,14 +1,18 @@
 """
 camera node: publish frames from a device, file, folder, stream or pattern.
 
-Publishes ``sensor_msgs/Image`` on ``image_raw`` (and, when asked, JPEG
-``sensor_msgs/CompressedImage`` on ``image_raw/compressed``) with the
+Publishes ``sensor_msgs/Image`` on ``image_raw`` and its
+``sensor_msgs/CameraInfo`` on ``camera_info`` (from ``camera_info_url``, or
+uncalibrated with the frame size), and when asked JPEG
+``sensor_msgs/CompressedImage`` on ``image_raw/compressed``, with the
 capture time in ``header.stamp`` and the ``frame_id`` parameter.  Frames
 are read on a capture thread (devices block there, files and the pattern
 are paced to ``fps``), so the executor stays free.  A device or stream that
-stops delivering is reopened with backoff.  A source that ends (a video file
-or image folder with ``loop`` false) waits for its first subscriber before it
-plays, so that no frame of it is published to nobody.
+stops delivering is reopened with backoff; a frame that cannot be read or
+published is skipped with a rate-limited warning, and the next one goes
+out.  A source that ends (a video file or image folder with ``loop`` false)
+waits for its first subscriber before it plays, so that no frame of it is
+published to nobody.
 """
 
 import array
@@ -16,10 +20,12 @@ import sys
 import threading
 import time
 
+from camera_caption.camera_info import load_calibration, uncalibrated
 from camera_caption.caption_stats import RateWindow
-from camera_caption.frame_sources import (classify, open_source,
+from camera_caption.frame_sources import (classify, FrameError, open_source,
                                           ReconnectingSource, SourceError)
 from camera_caption.image_conversion import bgr_to_encoding
+from camera_caption.log_throttle import LogThrottle
 from camera_caption.node_runner import run_node
 from camera_caption.parameters import CAMERA_PARAMETERS
 from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
@@ -27,7 +33,7 @@ from camera_caption.ros_parameters import declare_parameters, image_qos
 import cv2
 from rclpy.duration import Duration
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 
 class CameraNode(Node):
@@ -38,15 +44,23 @@ class CameraNode(Node):
         self.params = declare_parameters(self, CAMERA_PARAMETERS)
         p = self.params
         self._stop = threading.Event()
+        self.calibration = (load_calibration(p['camera_info_url'])
+                            if p['camera_info_url'] else None)
         self.source = self._open_source()
         qos = image_qos(p['reliability'])
         self.publisher = self.create_publisher(Image, 'image_raw', qos)
+        self.info_publisher = self.create_publisher(CameraInfo,
+                                                    'camera_info', qos)
+        self._info = None            # CameraInfo of the current frame size
         self.compressed_publisher = None
         if p['publish_compressed']:
             self.compressed_publisher = self.create_publisher(
                 CompressedImage, 'image_raw/compressed', qos)
         self.published = 0
         self.publish_seconds = 0.0   # total time spent in publish_frame
+        self.frames_failed = 0       # frames skipped: unreadable, unpublished
+        self.jpeg_failures = 0       # frames JPEG encoding refused
+        self._log_throttle = LogThrottle(5.0)
         self.rate = RateWindow()
         self._cost_seen = (0, 0.0)
         self.diagnostics = DiagnosticsPublisher(self, str(p['source']),
@@ -115,6 +129,9 @@ class CameraNode(Node):
                 next_time = max(next_time + period, time.monotonic() - period)
             try:
                 frame = self.source.read()
+            except FrameError as exc:
+                self._frame_failed('read', exc)
+                continue
             except SourceError as exc:
                 if not self._stop.is_set():
                     self.get_logger().error(f'{exc}: publishing stopped')
@@ -133,10 +150,23 @@ class CameraNode(Node):
                     # us yet: with depth 1, a second frame sent now would
                     # replace the first before it is delivered.
                     self.publisher.wait_for_all_acked(Duration(seconds=1))
-            except Exception:  # noqa: B902 - context shut down meanwhile
+            except Exception as exc:  # noqa: B902 - the next frame may do
                 if self._stop.is_set() or not self.context.ok():
-                    break
-                raise
+                    break                  # shutting down meanwhile
+                self._frame_failed('publish', exc)
+
+    def _frame_failed(self, what, exc):
+        """Count and report (rate-limited) a frame that was skipped."""
+        self.frames_failed += 1
+        self._warn((what, type(exc).__name__),
+                   f'frame skipped, {what} failed: {type(exc).__name__}: '
+                   f'{exc}')
+
+    def _warn(self, key, message):
+        allowed, suppressed = self._log_throttle.should_log(key)
+        if allowed:
+            self.get_logger().warning(
+                self._log_throttle.annotate(message, suppressed))
 
     def publish_frame(self, frame_bgr):
         """Publish one BGR frame, stamped now."""
@@ -155,9 +185,11 @@ class CameraNode(Node):
         data.frombytes(image.data)
         msg.data = data
         self.publisher.publish(msg)
+        self.info_publisher.publish(self._camera_info(msg))
         if self.compressed_publisher is not None:
-            self.compressed_publisher.publish(
-                self._compress(frame_bgr, msg.header))
+            jpeg = self._compress(frame_bgr, msg.header)
+            if jpeg is not None:
+                self.compressed_publisher.publish(jpeg)
         self.published += 1
         self.rate.add()
         self.publish_seconds += time.perf_counter() - start
@@ -177,15 +209,48 @@ class CameraNode(Node):
             'publish_ms_mean': None if cost is None else cost * 1000,
             'frames_total': count,
             'reconnects': getattr(self.source, 'reconnects', 0),
+            'frames_failed': self.frames_failed,
+            'jpeg_failures': self.jpeg_failures,
+            'camera_info': ('calibrated' if self.calibration is not None
+                            and self.calibration.calibrated
+                            else 'uncalibrated'),
             'capturing': self._thread.is_alive(),
         }
         if per_second == 0:
             return WARN, 'camera delivers no frames', values
         return OK, 'publishing', values
 
+    def _camera_info(self, image):
+        """Return the CameraInfo for ``image``: its header and size."""
+        size = (image.width, image.height)
+        if self._info is None or (self._info.width,
+                                  self._info.height) != size:
+            calibration = self.calibration or uncalibrated(*size)
+            if (calibration.width, calibration.height) != size:
+                self.get_logger().warning(
+                    f"camera_info_url '{self.params['camera_info_url']}' is "
+                    f'a calibration for {calibration.width}x'
+                    f'{calibration.height}, the frames are {size[0]}x'
+                    f'{size[1]}: camera_info keeps the calibration as it is')
+            info = CameraInfo()
+            info.width, info.height = calibration.width, calibration.height
+            info.distortion_model = calibration.distortion_model
+            info.d = [float(v) for v in calibration.d]
+            info.k = [float(v) for v in calibration.k]
+            info.r = [float(v) for v in calibration.r]
+            info.p = [float(v) for v in calibration.p]
+            self._info = info
+        self._info.header = image.header
+        return self._info
+
     def _compress(self, frame_bgr, header):
         ok, jpeg = cv2.imencode('.jpg', frame_bgr, [
             cv2.IMWRITE_JPEG_QUALITY, self.params['jpeg_quality']])
+        if not ok:
+            self.jpeg_failures += 1
+            self._warn(('jpeg',), f'JPEG encoding of a {frame_bgr.shape} '
+                       'frame failed: image_raw/compressed skipped it')
+            return None
         msg = CompressedImage()
         msg.header = header
         # image_transport's format string: "<encoding>; jpeg compressed bgr8"

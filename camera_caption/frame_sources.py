@@ -9,6 +9,7 @@ Sources that are not paced by hardware (files, the test pattern) report
 """
 
 import os
+import sys
 import threading
 
 import numpy as np
@@ -23,6 +24,10 @@ TEST_PATTERN = 'test_pattern'
 
 class SourceError(RuntimeError):
     """A source that cannot be opened or read; names the source."""
+
+
+class FrameError(RuntimeError):
+    """One frame that cannot be delivered; the next one may be fine."""
 
 
 class FrameSource:
@@ -133,10 +138,8 @@ class VideoCaptureSource(FrameSource):
         self.loop = loop
         if kind == 'file' and not os.path.exists(target):
             raise SourceError(f"video file '{target}' does not exist")
-        if kind == 'device' and isinstance(target, str) and \
-                not os.path.exists(target):
-            raise SourceError(f"camera device '{target}' does not exist "
-                              '(is the camera plugged in? ls /dev/video*)')
+        if kind == 'device':
+            check_device(target)
         if kind == 'stream':
             ms = int(timeout * 1000)
             self._cap = cv2.VideoCapture(
@@ -207,6 +210,38 @@ class VideoCaptureSource(FrameSource):
     def close(self):
         """Release the capture."""
         self._cap.release()
+
+
+def video_devices(root='/dev'):
+    """List the V4L2 device nodes that exist (``/dev/video*``), in order."""
+    try:
+        names = [n for n in os.listdir(root) if n.startswith('video')
+                 and n[5:].isdigit()]
+    except OSError:
+        return []
+    return [os.path.join(root, n) for n in sorted(names,
+                                                  key=lambda n: int(n[5:]))]
+
+
+def check_device(target, root='/dev'):
+    """
+    Raise :class:`SourceError` for a camera device that does not exist.
+
+    ``target`` is an index (``0`` = ``/dev/video0``) or a path.  The error
+    lists the devices that do exist, so that a wrong index is fixed at once
+    (and OpenCV never prints its own warnings for a missing device).
+    """
+    if sys.platform != 'linux':
+        return                     # other systems number cameras otherwise
+    path = target if isinstance(target, str) else f'{root}/video{target}'
+    if os.path.exists(path):
+        return
+    found = video_devices(root)
+    there = ('cameras here: ' + ', '.join(found) if found else
+             'no /dev/video* device here (is the camera plugged in? in a '
+             'container, pass the device through)')
+    what = f"'{path}'" if isinstance(target, str) else f'{target} ({path})'
+    raise SourceError(f'camera device {what} does not exist; {there}')
 
 
 def negotiation_note(asked, got):
@@ -309,18 +344,23 @@ class ImageFolderSource(FrameSource):
         first = self._load(self._files[0])
         self.height, self.width = first.shape[:2]
 
-    def _load(self, path):
+    def _load(self, path, error=SourceError):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
-            raise SourceError(f"image '{path}' could not be decoded")
+            raise error(f"image '{path}' could not be decoded")
         return image
 
     def read(self):
-        """Return the next image; None after the last one unless looping."""
+        """
+        Return the next image; None after the last one unless looping.
+
+        An image that cannot be decoded raises :class:`FrameError`: the
+        caller skips it and reads on.
+        """
         if self._index >= len(self._files):
             if not self.loop:
                 return None
             self._index = 0
         path = self._files[self._index]
         self._index += 1
-        return self._load(path)
+        return self._load(path, FrameError)

@@ -211,6 +211,10 @@ def bgr_to_encoding(image, encoding):
     ``image`` is a BGR uint8 frame as OpenCV delivers it; the camera node
     publishes ``rgb8`` or ``bgr8``.
     """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageConversionError(
+            'frame', f'{image.dtype} {"x".join(map(str, image.shape))}',
+            'a camera frame must be height x width x 3 (BGR) uint8')
     if encoding == 'bgr8':
         return np.ascontiguousarray(image)
     if encoding == 'rgb8':

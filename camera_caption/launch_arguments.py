@@ -25,6 +25,14 @@ LAUNCH_ARGUMENTS = (
     LaunchArgument('source', '', "camera source: '0', '/dev/video0', a "
                    "video file, an image folder, a URL or 'test_pattern'",
                    'camera'),
+    LaunchArgument('fps', '', 'frames per second the camera publishes (0 = '
+                   "the source's own)", 'camera'),
+    LaunchArgument('width', '', "frame width (0 = the source's own)",
+                   'camera'),
+    LaunchArgument('height', '', "frame height (0 = the source's own)",
+                   'camera'),
+    LaunchArgument('loop', '', 'restart a video file or image folder at '
+                   'its end (false: play it once)', 'camera'),
     LaunchArgument('model', '', 'hub id or local directory of the BLIP-2 '
                    'model', 'captioner'),
     LaunchArgument('device', '', "'auto', 'cpu', 'cuda' or 'cuda:N'",
@@ -85,8 +93,12 @@ def node_overrides(values):
         overrides[arg.node][arg.name] = spec.coerce(raw)
     use_camera = parse_bool('use_camera', values.get('use_camera', 'true'))
     topic = str(values.get('image_topic') or 'image_raw')
+    parent = topic.rpartition('/')[0]
+    info = (parent + '/' if parent or topic.startswith('/') else '') \
+        + 'camera_info'
     remap = ['-r', f'image_raw:={topic}',
-             '-r', f'image_raw/compressed:={topic}/compressed']
+             '-r', f'image_raw/compressed:={topic}/compressed',
+             '-r', f'camera_info:={info}']
     remappings = {'camera': list(remap), 'captioner': list(remap),
                   'caption_logger': []}
     return overrides, remappings, use_camera

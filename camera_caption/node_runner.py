@@ -31,12 +31,14 @@ def _init(args):
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
-def run_nodes(factories, args=None, stop=None):
+def run_nodes(factories, args=None, stop=None, advice=None):
     """
     Create a node with each of ``factories`` and spin them together.
 
     ``stop`` (a threading.Event) ends the run when set; SIGINT and SIGTERM
-    set it when called from the main thread.  Returns the exit status.
+    set it when called from the main thread.  ``advice(message)`` may
+    rewrite a start-up error for the entry point that was used (its option
+    syntax).  Returns the exit status.
     """
     stop = stop or threading.Event()
     previous = {}
@@ -79,7 +81,8 @@ def run_nodes(factories, args=None, stop=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except START_ERRORS as exc:
-        rclpy.logging.get_logger('camera_caption').fatal(str(exc))
+        rclpy.logging.get_logger('camera_caption').fatal(
+            advice(str(exc)) if advice else str(exc))
         status = 1
     finally:
         executor.shutdown(timeout_sec=1.0)

@@ -101,11 +101,15 @@ CAMERA_PARAMETERS = (
           minimum=0, maximum=16384),
     Param('height', 480, "Frame height in pixels (0 = the source's own).",
           minimum=0, maximum=16384),
-    Param('fps', 30.0, 'Frames per second to publish; video files play at '
-          'their own rate when 0.', minimum=0.0, maximum=1000.0),
+    Param('fps', 0.0, "Frames per second to publish; 0 = the source's own "
+          '(a video file its own rate, a device its mode, an image folder '
+          '1, the test pattern 30).', minimum=0.0, maximum=1000.0),
     Param('encoding', 'rgb8', 'Published image encoding.',
           choices=CAMERA_ENCODINGS),
     Param('frame_id', 'camera', 'header.frame_id of published images.'),
+    Param('camera_info_url', '', 'Calibration YAML for camera_info '
+          '(file:///path.yaml, package://pkg/path.yaml or a path, as '
+          'camera_calibration writes it); empty = uncalibrated.'),
     Param('loop', True, 'Restart a video file or image folder at its end.'),
     Param('reliability', 'reliable', 'QoS reliability of image_raw '
           '(reliable suits every subscriber).', choices=RELIABILITY_CHOICES),

@@ -57,6 +57,10 @@ def test_one_process_pipeline_captions_and_exits_cleanly(
      "video file '/nonexistent/clip.mp4' does not exist"),
     ('camera_caption.camera_node', ['-p', 'encoding:=mono8'],
      "parameter 'encoding' = 'mono8' is invalid"),
+    ('camera_caption.camera_node', ['-p', 'source:=7'],
+     'camera device 7 (/dev/video7) does not exist; '),
+    ('camera_caption.camera_node', ['-p', 'camera_info_url:=/no/cam.yaml'],
+     "parameter 'camera_info_url' = '/no/cam.yaml' is invalid"),
 ])
 def test_start_up_errors_are_one_clear_line_and_exit_1(module, args,
                                                        expected):
@@ -65,6 +69,33 @@ def test_start_up_errors_are_one_clear_line_and_exit_1(module, args,
     assert proc.returncode == 1, output
     assert expected in output, output
     assert 'Traceback' not in output, output
+    assert '[ WARN' not in output, output      # no OpenCV noise
+
+
+def test_one_process_entry_point_errors_speak_its_own_syntax(tiny_model_dir):
+    proc = start(['-m', 'camera_caption', '--rate_hz', '-1'])
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert output.strip() == \
+        "parameter 'rate_hz' = -1 is invalid: must be > 0", output
+    proc = start(['-m', 'camera_caption', '--source', 'test_pattern',
+                  '--model', tiny_model_dir, '--device', 'cuda'])
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert 'Use --device auto or --device cpu' in output, output
+    assert ':=' not in output and 'Traceback' not in output, output
+
+
+def test_one_process_help_shows_every_launch_argument_and_real_defaults():
+    proc = start(['-m', 'camera_caption', '--help'])
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    from camera_caption.launch_arguments import LAUNCH_ARGUMENTS
+    for arg in LAUNCH_ARGUMENTS:
+        assert f'--{arg.name} ' in output, arg.name
+    flat = ' '.join(output.split())
+    assert '(default: 1.0, from params_file)' in flat       # rate_hz
+    assert '(default: 0.0, from params_file)' in flat       # fps
 
 
 def wait_for_line(proc, text, timeout):

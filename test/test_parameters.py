@@ -67,7 +67,8 @@ def test_launch_arguments_map_to_node_parameters():
     assert use_camera is False
     assert remap['captioner'] == [
         '-r', 'image_raw:=/camera/color/image_raw',
-        '-r', 'image_raw/compressed:=/camera/color/image_raw/compressed']
+        '-r', 'image_raw/compressed:=/camera/color/image_raw/compressed',
+        '-r', 'camera_info:=/camera/color/camera_info']
     assert remap['camera'] == remap['captioner']
 
 
