@@ -103,8 +103,8 @@ def main(argv=None):
     parser.add_argument('--seconds', type=float, default=5.0)
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    from camera_caption.domain_lock import pick_domain_id
+    from camera_caption.domain_lock import localhost_only, pick_domain_id
+    localhost_only()
     domain = int(os.environ.get('ROS_DOMAIN_ID') or pick_domain_id())
     results = [measure(args.width, args.height, fps, args.encoding,
                        args.seconds, domain)

@@ -58,10 +58,10 @@ def _count_captions(stream, counter):
 def soak(model, duration, rate_hz, interval, warmup, max_new_tokens=8,
          width=640, height=480, out=sys.stdout):
     """Run the soak; return a summary dict."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    from camera_caption.domain_lock import localhost_only, pick_domain_id
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    localhost_only(env)
     if 'ROS_DOMAIN_ID' not in env:
-        from camera_caption.domain_lock import pick_domain_id
         env['ROS_DOMAIN_ID'] = str(pick_domain_id())
     cmd = [sys.executable, '-m', 'camera_caption', '--source',
            'test_pattern', '--model', model, '--rate_hz', str(rate_hz),

@@ -4,9 +4,10 @@ import os
 
 # Before rclpy is imported anywhere: stay on localhost and on a domain of
 # our own so that parallel runs cannot cross-talk; never reach the hub.
-from camera_caption.domain_lock import pick_domain_id
+from camera_caption.domain_lock import localhost_only, pick_domain_id
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+localhost_only()                 # and ROS_LOCALHOST_ONLY=1 on Humble
 os.environ['ROS_DOMAIN_ID'] = str(pick_domain_id())
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ['TRANSFORMERS_OFFLINE'] = '1'

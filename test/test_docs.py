@@ -81,3 +81,28 @@ def test_readme_test_command_is_what_ci_runs():
     section = readme[readme.index('## Tests'):]
     command = re.search(r'```bash\n(.+?)\n```', section, re.S).group(1)
     assert command.strip() in read('.ci', 'run')
+
+
+def readme_commands(prefix):
+    """Return the README's shell lines starting with ``prefix``, split."""
+    import shlex
+    lines = [line for line in read('README.md').splitlines()
+             if line.startswith(prefix)]
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+def test_readme_param_set_lines_parse_as_the_ros2_cli_parses_them():
+    # ros2 param set hands the value to rclpy's get_parameter_value, which
+    # reads it as YAML: "Question: ... Answer:" alone is a YAML mapping.
+    from rclpy.parameter import get_parameter_value, \
+        parameter_value_to_python
+    commands = readme_commands('ros2 param set ')
+    assert len(commands) >= 4
+    for words in commands:
+        node, name, text = words[3], words[4], words[5]
+        node_name = node.rsplit('/', 1)[-1]
+        spec = next(s for s in NODE_PARAMETERS[node_name] if s.name == name)
+        value = parameter_value_to_python(get_parameter_value(text))
+        assert spec.coerce(value) is not None, words
+        if name == 'prompt':
+            assert value == 'Question: is anyone at the door? Answer:'
