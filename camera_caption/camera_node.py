@@ -40,10 +40,12 @@ class CameraNode(Node):
     """Publish frames from the ``source`` parameter on ``image_raw``."""
 
     def __init__(self, **kwargs):
+        # Set first: destroy_node() also runs when __init__ failed.
+        self._stop = threading.Event()
+        self._thread = None
         super().__init__('camera', **kwargs)
         self.params = declare_parameters(self, CAMERA_PARAMETERS)
         p = self.params
-        self._stop = threading.Event()
         self.calibration = (load_calibration(p['camera_info_url'])
                             if p['camera_info_url'] else None)
         self.source = self._open_source()
@@ -263,9 +265,10 @@ class CameraNode(Node):
     def destroy_node(self):
         """Stop the capture thread and release the source."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2.0)
-        if not self._thread.is_alive():
+        thread = self._thread                    # None: __init__ failed
+        if thread is not None and thread.is_alive():
+            thread.join(2.0)
+        if thread is not None and not thread.is_alive():
             # A read still blocked in a stream ends with the process.
             self.source.close()
         return super().destroy_node()

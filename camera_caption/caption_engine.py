@@ -10,6 +10,8 @@ the prompt (if any) not repeated.
 import os
 import time
 
+from camera_caption.model_source import ModelSourceError, resolve_model
+
 DEFAULT_MODEL = 'Salesforce/blip2-opt-2.7b'
 
 DTYPES = {
@@ -184,9 +186,6 @@ class CaptionEngine:
         :class:`ModelLoadError` with advice on any failure.
         """
         start = time.monotonic()
-        import torch
-        from transformers import AutoConfig, AutoProcessor
-
         if not model_id or not str(model_id).strip():
             raise ModelLoadError('model is empty: give a hub id such as '
                                  f'{DEFAULT_MODEL} or a local directory')
@@ -197,17 +196,24 @@ class CaptionEngine:
                 f"model directory '{model_id}' does not exist. Give a hub id "
                 f'such as {DEFAULT_MODEL} or a directory written by '
                 'save_pretrained().')
+        try:   # before torch is imported: an unreachable hub fails at once
+            files = resolve_model(model_id)   # a directory, or a hub id
+        except ModelSourceError as exc:
+            raise ModelLoadError(str(exc)) from None
+        import torch
+        from transformers import AutoConfig, AutoProcessor
+
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
         if device == 'cpu':
             torch.set_num_threads(cpu_threads or max(1,
                                                      (os.cpu_count() or 2) - 1))
         try:
-            config = AutoConfig.from_pretrained(model_id)
+            config = AutoConfig.from_pretrained(files)
             model_cls = _model_class(config)
-            processor = AutoProcessor.from_pretrained(model_id)
+            processor = AutoProcessor.from_pretrained(files)
             model = model_cls.from_pretrained(
-                model_id, **dtype_kwarg(torch_dtype))
+                files, **dtype_kwarg(torch_dtype))
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: B902 - any loader failure

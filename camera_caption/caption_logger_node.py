@@ -22,6 +22,7 @@ class CaptionLoggerNode(Node):
     """Echo ``std_msgs/String`` captions through the node's logger."""
 
     def __init__(self, **kwargs):
+        self.transcript = None  # set first: destroy_node() runs on failure too
         super().__init__('caption_logger', **kwargs)
         self.params = declare_parameters(self, CAPTION_LOGGER_PARAMETERS)
         self.count = 0

@@ -38,6 +38,7 @@ class CaptionerNode(Node):
     """Caption the newest frame of ``image_raw`` on ``caption``."""
 
     def __init__(self, engine=None, **kwargs):
+        self.worker = None     # set first: destroy_node() runs on failure too
         super().__init__('captioner', **kwargs)
         self.params = declare_parameters(self, CAPTIONER_PARAMETERS)
         p = self.params
@@ -209,7 +210,8 @@ class CaptionerNode(Node):
 
     def destroy_node(self):
         """Stop and join the worker before the node goes."""
-        self.worker.stop()
+        if self.worker is not None:              # None: __init__ failed
+            self.worker.stop()
         return super().destroy_node()
 
 

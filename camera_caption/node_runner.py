@@ -3,12 +3,17 @@ Run nodes the way every executable of this package does.
 
 Ctrl-C and SIGTERM stop the executor, then worker threads are joined and
 nodes destroyed before the context shuts down, so a node exits within a
-fraction of a second with status 0 and no traceback.  A start-up error (bad
-parameter, missing camera, a model that does not load) is logged in one
-line and exits with status 1.
+fraction of a second with status 0 and no traceback, model loading
+included: nodes are built on a starter thread, and a signal that comes
+while one is still being built (a model loading from a slow disk or
+network) ends the process at once.  A start-up error (bad parameter,
+missing camera, a model that does not load) is logged in one line and
+exits with status 1.
 """
 
+import os
 import signal
+import sys
 import threading
 
 from camera_caption.caption_engine import ModelLoadError
@@ -69,13 +74,36 @@ def run_nodes(factories, args=None, stop=None, advice=None):
     # signal (a spin_once(timeout) loop would rebuild the wait set on every
     # call and busy-loop while callbacks are pending).
     spinner = threading.Thread(target=spin, name='executor', daemon=True)
+    started = threading.Event()
+
+    def start():
+        try:
+            for factory in factories:
+                if stop.is_set():
+                    return
+                nodes.append(factory())
+                executor.add_node(nodes[-1])
+            spinner.start()
+        except BaseException as exc:  # noqa: B902 - reported by main thread
+            failure.append(exc)
+            stop.set()
+        finally:
+            started.set()
+
+    starter = threading.Thread(target=start, name='starter', daemon=True)
     try:
-        for factory in factories:
-            nodes.append(factory())
-            executor.add_node(nodes[-1])
-        spinner.start()
+        starter.start()
         while not stop.wait(_POLL) and rclpy.ok():
             pass
+        if not started.wait(0.2 if previous else 30.0):
+            # Still building a node (loading a model): nothing can be
+            # interrupted there, so leave now rather than when it ends.
+            rclpy.logging.get_logger('camera_caption').info(
+                'stopped while starting up')
+            if previous:           # a program's main thread: just exit
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
         if failure:
             raise failure[0]
     except (KeyboardInterrupt, ExternalShutdownException):

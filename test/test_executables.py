@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -13,9 +14,15 @@ from ros_helpers import CaptionListener, spinning
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def start(args):
+def start(args, **env_changes):
+    """Start ``python ARGS``; ``env_changes`` set (or, with None, unset)."""
     path = ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')
     env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=path)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.Popen([sys.executable] + args, cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -136,3 +143,113 @@ def test_each_node_exits_within_2_s_on_signal(tiny_model_dir, module, args,
     assert time.monotonic() - sent < 2.0
     assert proc.returncode == 0, output
     assert 'Traceback' not in output and 'Error' not in output, output
+
+
+class Hub:
+    """
+    A stand-in Hugging Face endpoint on 127.0.0.1 with a slow network.
+
+    It answers the reachability probe (HEAD /) at once and then holds
+    every download open without a byte, as a stalled link does; ``asked``
+    is set when a download was requested.
+    """
+
+    def __init__(self, answer_probe=True):
+        import http.server
+        hub = self
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+
+            def do_HEAD(self):  # noqa: N802 - http.server's naming
+                if self.path == '/' and answer_probe:
+                    self.send_response(200)
+                    self.end_headers()
+                    return
+                self._stall()
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                self._stall()
+
+            def _stall(self):
+                hub.asked.set()
+                hub.release.wait(30)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                      Handler)
+        self.server.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
+        threading.Thread(target=self.server.serve_forever,
+                         daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def online(tmp_path, endpoint):
+    """Environment of a machine with an empty cache and this endpoint."""
+    return {'HF_HUB_OFFLINE': None, 'TRANSFORMERS_OFFLINE': None,
+            'HF_HOME': str(tmp_path / 'hf_home'), 'HF_ENDPOINT': endpoint}
+
+
+@pytest.mark.parametrize('module', ['camera_caption.captioner_node',
+                                    'camera_caption'])
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_the_model_loads_exits_at_once(tmp_path, module, sig):
+    hub = Hub()
+    try:
+        if module == 'camera_caption':
+            args = ['-m', module, '--source', 'test_pattern', '--model',
+                    'org/big-model', '--device', 'cpu']
+        else:
+            args = ['-m', module, '--ros-args', '-p', 'model:=org/big-model',
+                    '-p', 'device:=cpu']
+        proc = start(args, **online(tmp_path, hub.url))
+        # The loader is now blocked on a download that does not come.
+        assert hub.asked.wait(60), 'the model download never started'
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=10)
+    finally:
+        hub.close()
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 0, output
+    assert 'Traceback' not in output, output
+    assert 'stopped while starting up' in output, output
+
+
+@pytest.mark.parametrize('probe', ['refused', 'silent'])
+def test_unreachable_hub_fails_fast_in_one_line(tmp_path, probe):
+    import socket
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    port = listener.getsockname()[1]
+    if probe == 'refused':
+        listener.close()               # nothing listens: refused at once
+    else:
+        listener.listen(8)             # accepts, never answers: a hang
+    try:
+        proc = start(['-m', 'camera_caption.captioner_node', '--ros-args',
+                      '-p', 'model:=Salesforce/blip2-opt-2.7b', '-p',
+                      'device:=cpu'],
+                     **online(tmp_path, f'http://127.0.0.1:{port}'))
+        lines = wait_for_line(proc, 'loading model', 60)
+        loading = time.monotonic()
+        output, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - loading
+    finally:
+        listener.close()
+    output = ''.join(lines) + output
+    assert proc.returncode == 1, output
+    assert took <= 5.0, (took, output)
+    errors = [line for line in output.splitlines() if 'FATAL' in line
+              or 'ERROR' in line or 'WARN' in line or 'Retry' in line]
+    assert len(errors) == 1, output
+    assert 'cannot be reached' in errors[0], output
+    assert 'hf download Salesforce/blip2-opt-2.7b' in errors[0]
