@@ -106,3 +106,21 @@ def test_readme_param_set_lines_parse_as_the_ros2_cli_parses_them():
         assert spec.coerce(value) is not None, words
         if name == 'prompt':
             assert value == 'Question: is anyone at the door? Answer:'
+
+
+def test_readme_launch_and_run_sh_lines_use_only_real_arguments():
+    import shlex
+    text = read('README.md').replace('\\\n', ' ')
+    names = {a.name for a in LAUNCH_ARGUMENTS}
+    launches = [shlex.split(line, comments=True) for line in text.splitlines()
+                if 'ros2 launch camera_caption caption.launch.py' in line]
+    scripts = [shlex.split(line, comments=True) for line in text.splitlines()
+               if line.startswith('bash scripts/run.sh')]
+    assert launches and scripts
+    for words in launches:
+        for word in words[3:]:
+            if ':=' in word:
+                assert word.split(':=')[0] in names, word
+    for words in scripts:
+        options = [w[2:] for w in words[2:] if w.startswith('--')]
+        assert options and set(options) <= names | {'help'}, words
