@@ -105,7 +105,7 @@ class Probe:
         return since
 
     def offered(self):
-        """What the publishers offer, as the last report says."""
+        """Return what the publishers offer, as the last report says."""
         return self.diagnostics[-1][1]['publishers_offer'] \
             if self.diagnostics else None
 
