@@ -30,6 +30,7 @@ setup(
             'captioner_node = camera_caption.captioner_node:main',
             'caption_logger = camera_caption.caption_logger_node:main',
             'benchmark = camera_caption.benchmark:main',
+            'transport_benchmark = camera_caption.transport_benchmark:main',
         ],
     },
 )

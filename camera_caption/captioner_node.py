@@ -8,6 +8,12 @@ a second and publishes ``std_msgs/String``.  Inference never runs on the
 executor thread.  A bad frame is skipped with a rate-limited warning that
 names the field at fault; a failed inference is logged and the next frame
 is captioned.
+
+With ``reliability: auto`` the subscription follows the publishers: it is
+reliable when every publisher on the topic offers reliable, best effort
+otherwise (see :mod:`camera_caption.qos_choice`); the graph is read once a
+second and the subscription recreated, with one log line, when the choice
+changes.
 """
 
 import json
@@ -24,10 +30,17 @@ from camera_caption.message_conversion import image_msg_to_rgb
 from camera_caption.node_runner import run_node
 from camera_caption.parameters import (caption_topics, CAPTIONER_PARAMETERS,
                                        image_topic_list)
+from camera_caption.qos_choice import (BEST_EFFORT, ReliabilityChooser,
+                                       starvation_warning)
 from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.ros_parameters import (declare_parameters, image_qos,
+                                           offered_reliability,
                                            watch_parameters)
 from rclpy.node import Node
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -62,26 +75,28 @@ class CaptionerNode(Node):
         self.published = 0
         self.skipped_frames = 0
         self.frames_in = RateWindow()
+        self.frames_in_by_topic = {t: RateWindow() for t in self.topics}
         self.captions_out = RateWindow()
         self.latency = Stat()
         self.inference = Stat()
         self._dropped_seen = 0
         self.publishers_by_topic = {}
         self.subscriptions_by_topic = {}
-        qos = image_qos(p['reliability'])
+        self.reliability_by_topic = {}
+        self.choosers = {}
         for topic, caption_topic in self.topics.items():
             self.publishers_by_topic[topic] = (
                 self.create_publisher(String, caption_topic, 10),
                 self.create_publisher(String, caption_topic + '_info', 10))
-            if p['image_transport'] == 'compressed':
-                sub = self.create_subscription(
-                    CompressedImage, topic + '/compressed',
-                    lambda msg, t=topic: self._on_compressed(msg, t), qos)
-            else:
-                sub = self.create_subscription(
-                    Image, topic, lambda msg, t=topic: self._on_image(msg, t),
-                    qos)
-            self.subscriptions_by_topic[topic] = sub
+            # auto starts best effort, which matches any publisher, until
+            # the graph says more (right below, then once a second).
+            self._subscribe(topic, BEST_EFFORT if p['reliability'] == 'auto'
+                            else p['reliability'])
+            self.choosers[topic] = ReliabilityChooser(
+                self.subscriptions_by_topic[topic].topic_name,
+                p['reliability'])
+        self._follow_publishers()
+        self.graph_timer = self.create_timer(1.0, self._follow_publishers)
         self.worker = CaptionWorker(engine.caption, self._publish,
                                     self._caption_failed, p)
         watch_parameters(self, CAPTIONER_PARAMETERS, p)
@@ -94,8 +109,45 @@ class CaptionerNode(Node):
             f'{self.subscriptions_by_topic[t].topic_name} -> '
             f'{self.publishers_by_topic[t][0].topic_name}'
             for t in self.topics)
-        log.info(f'captioning {routes} at <= {p["rate_hz"]:g} Hz '
-                 f'({p["reliability"]})')
+        log.info(f'captioning {routes} at <= {p["rate_hz"]:g} Hz')
+
+    def _subscribe(self, topic, reliability):
+        """(Re)create the image subscription of ``topic``."""
+        old = self.subscriptions_by_topic.pop(topic, None)
+        if old is not None:
+            self.destroy_subscription(old)
+        qos = image_qos(reliability)
+        events = None
+        if self.params['reliability'] == 'auto':
+            # A best-effort publisher meeting our reliable subscription:
+            # the next graph read (within a second) switches to best_effort
+            # and says so, instead of rclpy's 'incompatible QoS' warning.
+            events = SubscriptionEventCallbacks(
+                incompatible_qos=lambda event: None)
+        if self.params['image_transport'] == 'compressed':
+            sub = self.create_subscription(
+                CompressedImage, topic + '/compressed',
+                lambda msg, t=topic: self._on_compressed(msg, t), qos,
+                event_callbacks=events)
+        else:
+            sub = self.create_subscription(
+                Image, topic, lambda msg, t=topic: self._on_image(msg, t),
+                qos, event_callbacks=events)
+        self.subscriptions_by_topic[topic] = sub
+        self.reliability_by_topic[topic] = reliability
+
+    def _follow_publishers(self):
+        """Read what the publishers offer; resubscribe when auto says so."""
+        for topic, chooser in self.choosers.items():
+            offered = [offered_reliability(info.qos_profile) for info in
+                       self.get_publishers_info_by_topic(chooser.topic)]
+            change = chooser.update(offered)
+            if change is None:
+                continue
+            choice, line = change
+            if choice != self.reliability_by_topic[topic]:
+                self._subscribe(topic, choice)
+            self.get_logger().info(line)
 
     def _on_image(self, msg, topic):
         try:
@@ -116,6 +168,7 @@ class CaptionerNode(Node):
     def _submit(self, image, header, topic):
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self.frames_in.add()
+        self.frames_in_by_topic[topic].add()
         self.worker.submit(Frame(image, stamp, header.frame_id, topic))
 
     def _skip(self, exc):
@@ -183,14 +236,25 @@ class CaptionerNode(Node):
                 s.topic_name for s in self.subscriptions_by_topic.values()),
             'engine': 'fast' if engine.fast is not None else 'generate',
             'rate_hz': p['rate_hz'],
+            'reliability': ','.join(
+                self.reliability_by_topic[t] for t in self.topics),
+            'publishers_offer': ';'.join(
+                ','.join(c.offered) or '-' for c in self.choosers.values()),
             'model': engine.model_id, 'device': engine.device,
             'dtype': str(engine.dtype).replace('torch.', ''),
             'gpu_memory_mb': engine.gpu_memory_mb(),
         }
+        starved = [starvation_warning(
+            self.choosers[t].topic, self.frames_in_by_topic[t].per_second(),
+            p['rate_hz'], self.reliability_by_topic[t],
+            self.choosers[t].offered) for t in self.topics]
+        starved = [line for line in starved if line]
         level, message = OK, 'captioning' if p['enable'] else 'paused'
         if frames_per_s == 0 and p['enable']:
             level, message = WARN, 'no frames arriving on ' + ', '.join(
                 s.topic_name for s in self.subscriptions_by_topic.values())
+        elif starved and p['enable']:
+            level, message = WARN, '; '.join(starved)
         elif (self.latency.mean or 0) > p['latency_warn_s']:
             level, message = WARN, (
                 f'mean latency {self.latency.mean:.2f} s exceeds '

@@ -15,6 +15,8 @@ from camera_caption.caption_engine import DEFAULT_MODEL, DTYPES
 from camera_caption.image_conversion import CAMERA_ENCODINGS
 
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
+# The captioner may also follow the publishers (camera_caption.qos_choice).
+SUBSCRIPTION_RELIABILITY_CHOICES = RELIABILITY_CHOICES + ('auto',)
 
 
 class ParameterError(ValueError):
@@ -145,9 +147,12 @@ CAPTIONER_PARAMETERS = (
     PositiveParam('rate_hz', 1.0, 'Most captions per second; frames in '
                   'between are dropped, the newest is captioned.',
                   maximum=1000.0, live=True),
-    Param('reliability', 'best_effort', 'QoS reliability of the image '
-          'subscription (depth 1). best_effort matches every publisher; '
-          'reliable only reliable ones.', choices=RELIABILITY_CHOICES),
+    Param('reliability', 'auto', 'QoS reliability of the image '
+          'subscription (depth 1). auto: reliable when every publisher on '
+          'the topic offers reliable, else best_effort, re-checked once a '
+          'second; reliable: only reliable publishers match; best_effort: '
+          'every publisher matches, but large frames from another process '
+          'are mostly lost.', choices=SUBSCRIPTION_RELIABILITY_CHOICES),
     Param('enable', True, 'Caption (true) or pause without unloading the '
           'model (false); also the ~/enable service.', live=True),
     Param('scene_change_threshold', 0.0, 'Skip inference unless the frame '

@@ -54,3 +54,9 @@ def image_qos(reliability):
         reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
                      else ReliabilityPolicy.BEST_EFFORT),
         durability=DurabilityPolicy.VOLATILE)
+
+
+def offered_reliability(qos_profile):
+    """``reliable`` or ``best_effort``: what a publisher's QoS offers."""
+    return ('reliable' if qos_profile.reliability == ReliabilityPolicy.RELIABLE
+            else 'best_effort')
