@@ -79,10 +79,10 @@ def main(argv=None):
         return 1
     from rclpy.parameter import Parameter
 
-    from camera_caption.camera_node import CameraNode
-    from camera_caption.caption_logger_node import CaptionLoggerNode
-    from camera_caption.captioner_node import CaptionerNode
-    from camera_caption.node_runner import run_nodes
+    from camera_caption.nodes.camera_node import CameraNode
+    from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
+    from camera_caption.nodes.captioner_node import CaptionerNode
+    from camera_caption.nodes.node_runner import run_nodes
     from camera_caption.parameters import ParameterError
 
     try:

@@ -11,11 +11,12 @@ that names the parameter.
 
 from dataclasses import dataclass
 
-from camera_caption.caption_engine import DEFAULT_MODEL, DTYPES
-from camera_caption.image_conversion import CAMERA_ENCODINGS
+from camera_caption.engine.caption_engine import DEFAULT_MODEL, DTYPES
 
+# What the camera publishes (the captioner reads many more, see frames).
+CAMERA_ENCODINGS = ('rgb8', 'bgr8')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
-# The captioner may also follow the publishers (camera_caption.qos_choice).
+# The captioner may also follow the publishers (pipeline.qos_choice).
 SUBSCRIPTION_RELIABILITY_CHOICES = RELIABILITY_CHOICES + ('auto',)
 
 

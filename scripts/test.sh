@@ -28,7 +28,7 @@ for version in 3.10 3.12; do
     "$py" - "$repo" <<'PY'
 import pathlib, sys
 root = pathlib.Path(sys.argv[1])
-files = sorted(root.glob('camera_caption/*.py')) + sorted(root.glob('test/*.py')) \
+files = sorted(root.glob('camera_caption/**/*.py')) + sorted(root.glob('test/*.py')) \
     + sorted(root.glob('launch/*.py')) + [root / 'setup.py']
 for f in files:
     compile(f.read_text(), str(f), 'exec')

@@ -4,7 +4,7 @@ import os
 
 # Before rclpy is imported anywhere: stay on localhost and on a domain of
 # our own so that parallel runs cannot cross-talk; never reach the hub.
-from camera_caption.domain_lock import localhost_only, pick_domain_id
+from camera_caption.tools.domain_lock import localhost_only, pick_domain_id
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 localhost_only()                 # and ROS_LOCALHOST_ONLY=1 on Humble
@@ -24,7 +24,7 @@ def tiny_model_dir(tmp_path_factory):
     Weights are widened (weight_scale 4) so that captions vary with the
     image and some end early with EOS.
     """
-    from camera_caption.tiny_blip2 import build_tiny_blip2
+    from camera_caption.tools.tiny_blip2 import build_tiny_blip2
     return build_tiny_blip2(str(tmp_path_factory.mktemp('tiny_blip2')),
                             seed=0, weight_scale=4.0)
 
@@ -32,7 +32,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope='session')
 def tiny_engine(tiny_model_dir):
     """Load a CaptionEngine from the tiny model through from_pretrained."""
-    from camera_caption.caption_engine import CaptionEngine
+    from camera_caption.engine.caption_engine import CaptionEngine
     return CaptionEngine.load(tiny_model_dir, device='cpu', dtype='float32',
                               max_new_tokens=8)
 

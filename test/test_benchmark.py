@@ -2,7 +2,7 @@
 
 import json
 
-from camera_caption import benchmark
+from camera_caption.tools import benchmark
 import pytest
 
 

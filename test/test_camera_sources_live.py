@@ -6,7 +6,7 @@ import socket
 import subprocess
 import time
 
-from camera_caption.camera_node import CameraNode
+from camera_caption.nodes.camera_node import CameraNode
 import cv2
 import numpy as np
 import pytest
@@ -167,7 +167,7 @@ def test_jpeg_compressed_output(ros_context):
 
 
 def test_missing_stream_at_start_is_a_clear_error(ros_context):
-    from camera_caption.frame_sources import SourceError
+    from camera_caption.frames.frame_sources import SourceError
     port = free_port()
     with pytest.raises(SourceError, match=f'127.0.0.1:{port}'):
         CameraNode(context=ros_context, parameter_overrides=params(

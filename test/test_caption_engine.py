@@ -3,7 +3,7 @@
 import os
 import shutil
 
-from camera_caption.caption_engine import (CaptionEngine, dtype_kwarg,
+from camera_caption.engine.caption_engine import (CaptionEngine, dtype_kwarg,
                                            ModelLoadError, resolve_device,
                                            resolve_dtype, strip_prompt_text)
 import numpy as np

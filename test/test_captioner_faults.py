@@ -1,7 +1,7 @@
 """The captioner keeps running through bad frames, failures and bad params."""
 
-from camera_caption.camera_node import CameraNode
-from camera_caption.captioner_node import CaptionerNode
+from camera_caption.nodes.camera_node import CameraNode
+from camera_caption.nodes.captioner_node import CaptionerNode
 from input_catalogue import COMPRESSED_CASES, RAW_CASES
 import numpy as np
 import pytest

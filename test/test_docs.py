@@ -68,12 +68,12 @@ def test_readme_documents_every_launch_argument():
 def test_readme_names_every_executable_and_setup_py_installs_them():
     rows = readme_table('## Nodes, topics and executables')
     setup = read('setup.py')
-    scripts = re.findall(r"'(\w+) = camera_caption\.(\w+):main'", setup)
+    scripts = re.findall(r"'(\w+) = camera_caption\.([\w.]+):main'", setup)
     assert sorted(rows) == sorted(['executable (`ros2 run camera_caption …`)']
                                   + [name for name, _ in scripts])
     for name, module in scripts:
         assert os.path.exists(os.path.join(ROOT, 'camera_caption',
-                                           module + '.py'))
+                                           *module.split('.')) + '.py')
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -52,21 +52,21 @@ def test_one_process_pipeline_captions_and_exits_cleanly(
 
 
 @pytest.mark.parametrize('module,args,expected', [
-    ('camera_caption.captioner_node', ['-p', 'model:=/nonexistent/blip2'],
+    ('camera_caption.nodes.captioner_node', ['-p', 'model:=/nonexistent/blip2'],
      "model directory '/nonexistent/blip2' does not exist"),
-    ('camera_caption.captioner_node', ['-p', 'rate_hz:=0.0'],
+    ('camera_caption.nodes.captioner_node', ['-p', 'rate_hz:=0.0'],
      "parameter 'rate_hz' = 0.0 is invalid: must be > 0"),
-    ('camera_caption.captioner_node', ['-p', 'reliability:=sometimes'],
+    ('camera_caption.nodes.captioner_node', ['-p', 'reliability:=sometimes'],
      "parameter 'reliability' = 'sometimes' is invalid"),
-    ('camera_caption.captioner_node', ['-p', 'dtype:=int3'],
+    ('camera_caption.nodes.captioner_node', ['-p', 'dtype:=int3'],
      "parameter 'dtype' = 'int3' is invalid"),
-    ('camera_caption.camera_node', ['-p', 'source:=/nonexistent/clip.mp4'],
+    ('camera_caption.nodes.camera_node', ['-p', 'source:=/nonexistent/clip.mp4'],
      "video file '/nonexistent/clip.mp4' does not exist"),
-    ('camera_caption.camera_node', ['-p', 'encoding:=mono8'],
+    ('camera_caption.nodes.camera_node', ['-p', 'encoding:=mono8'],
      "parameter 'encoding' = 'mono8' is invalid"),
-    ('camera_caption.camera_node', ['-p', 'source:=7'],
+    ('camera_caption.nodes.camera_node', ['-p', 'source:=7'],
      'camera device 7 (/dev/video7) does not exist; '),
-    ('camera_caption.camera_node', ['-p', 'camera_info_url:=/no/cam.yaml'],
+    ('camera_caption.nodes.camera_node', ['-p', 'camera_info_url:=/no/cam.yaml'],
      "parameter 'camera_info_url' = '/no/cam.yaml' is invalid"),
 ])
 def test_start_up_errors_are_one_clear_line_and_exit_1(module, args,
@@ -125,10 +125,10 @@ def wait_for_line(proc, text, timeout):
 
 
 @pytest.mark.parametrize('module,args,ready', [
-    ('camera_caption.camera_node', ['-p', 'source:=test_pattern'],
+    ('camera_caption.nodes.camera_node', ['-p', 'source:=test_pattern'],
      'publishing test_pattern'),
-    ('camera_caption.captioner_node', ['-p', 'device:=cpu'], 'captioning'),
-    ('camera_caption.caption_logger_node', [], 'logging captions of'),
+    ('camera_caption.nodes.captioner_node', ['-p', 'device:=cpu'], 'captioning'),
+    ('camera_caption.nodes.caption_logger_node', [], 'logging captions of'),
 ])
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_each_node_exits_within_2_s_on_signal(tiny_model_dir, module, args,
@@ -198,7 +198,7 @@ def online(tmp_path, endpoint):
             'HF_HOME': str(tmp_path / 'hf_home'), 'HF_ENDPOINT': endpoint}
 
 
-@pytest.mark.parametrize('module', ['camera_caption.captioner_node',
+@pytest.mark.parametrize('module', ['camera_caption.nodes.captioner_node',
                                     'camera_caption'])
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_signal_while_the_model_loads_exits_at_once(tmp_path, module, sig):
@@ -235,7 +235,7 @@ def test_unreachable_hub_fails_fast_in_one_line(tmp_path, probe):
     else:
         listener.listen(8)             # accepts, never answers: a hang
     try:
-        proc = start(['-m', 'camera_caption.captioner_node', '--ros-args',
+        proc = start(['-m', 'camera_caption.nodes.captioner_node', '--ros-args',
                       '-p', 'model:=Salesforce/blip2-opt-2.7b', '-p',
                       'device:=cpu'],
                      **online(tmp_path, f'http://127.0.0.1:{port}'))

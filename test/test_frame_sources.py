@@ -1,6 +1,6 @@
 """Frame sources on real files written and decoded by OpenCV."""
 
-from camera_caption.frame_sources import (classify, ImageFolderSource,
+from camera_caption.frames.frame_sources import (classify, ImageFolderSource,
                                           open_source, SourceError,
                                           TestPatternSource,
                                           VideoCaptureSource)

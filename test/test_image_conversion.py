@@ -1,6 +1,6 @@
 """Image message fields -> RGB: every encoding, checked pixel values."""
 
-from camera_caption.image_conversion import (bgr_to_encoding,
+from camera_caption.frames.image_conversion import (bgr_to_encoding,
                                              compressed_to_rgb,
                                              ImageConversionError,
                                              raw_to_rgb)

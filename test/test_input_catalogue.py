@@ -1,6 +1,6 @@
 """Every catalogued input converts correctly or is refused, naming the field."""
 
-from camera_caption.image_conversion import (compressed_to_rgb,
+from camera_caption.frames.image_conversion import (compressed_to_rgb,
                                              ImageConversionError,
                                              raw_to_rgb)
 from hypothesis import given, settings, strategies as st

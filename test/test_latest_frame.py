@@ -3,8 +3,8 @@
 import threading
 import time
 
-from camera_caption.caption_worker import CaptionWorker
-from camera_caption.latest_frame import Frame, LatestFrames, Throttle
+from camera_caption.pipeline.caption_worker import CaptionWorker
+from camera_caption.frames.latest_frame import Frame, LatestFrames, Throttle
 import numpy as np
 import pytest
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import time
 
-from camera_caption.camera_node import CameraNode
-from camera_caption.caption_logger_node import CaptionLoggerNode
-from camera_caption.captioner_node import CaptionerNode
+from camera_caption.nodes.camera_node import CameraNode
+from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
+from camera_caption.nodes.captioner_node import CaptionerNode
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import rclpy
@@ -216,7 +216,7 @@ def test_transcript_survives_a_crash(ros_context, tmp_path):
     path = tmp_path / 'crash.jsonl'
     env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=ROOT)
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'camera_caption.caption_logger_node',
+        [sys.executable, '-m', 'camera_caption.nodes.caption_logger_node',
          '--ros-args', '-p', f'transcript_path:={path}'], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     node = rclpy.create_node('sender', context=ros_context)

@@ -2,9 +2,9 @@
 
 import time
 
-from camera_caption.camera_node import CameraNode
-from camera_caption.caption_logger_node import CaptionLoggerNode
-from camera_caption.captioner_node import CaptionerNode
+from camera_caption.nodes.camera_node import CameraNode
+from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
+from camera_caption.nodes.captioner_node import CaptionerNode
 import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -1,10 +1,10 @@
 """reliability: auto follows the publishers; the starvation WARN names QoS."""
 
 from camera_caption.parameters import CAPTIONER_PARAMETERS, find
-from camera_caption.qos_choice import (choose_reliability, describe_offered,
+from camera_caption.pipeline.qos_choice import (choose_reliability, describe_offered,
                                        ReliabilityChooser,
                                        starvation_warning)
-from camera_caption.ros_parameters import image_qos, offered_reliability
+from camera_caption.nodes.ros_parameters import image_qos, offered_reliability
 import pytest
 from rclpy.qos import ReliabilityPolicy
 
@@ -108,7 +108,7 @@ def _image(value):
 def test_auto_subscription_follows_publishers_as_they_come_and_go(
         ros_context, tiny_model_dir):
     import rclpy
-    from camera_caption.captioner_node import CaptionerNode
+    from camera_caption.nodes.captioner_node import CaptionerNode
     from ros_helpers import CaptionListener, params, spinning, wait_until
     from sensor_msgs.msg import Image
 
@@ -149,7 +149,7 @@ def test_auto_subscription_follows_publishers_as_they_come_and_go(
 def test_diagnostics_warn_names_qos_when_best_effort_starves(
         ros_context, tiny_model_dir):
     import rclpy
-    from camera_caption.captioner_node import CaptionerNode
+    from camera_caption.nodes.captioner_node import CaptionerNode
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from ros_helpers import params, spinning, wait_until
     from sensor_msgs.msg import Image

@@ -2,7 +2,7 @@
 
 import time
 
-from camera_caption.captioner_node import CaptionerNode
+from camera_caption.nodes.captioner_node import CaptionerNode
 from camera_caption.parameters import (caption_topic_for, caption_topics,
                                        image_topic_list, ParameterError)
 import numpy as np

@@ -2,7 +2,7 @@
 
 import json
 
-from camera_caption import transport_benchmark
+from camera_caption.tools import transport_benchmark
 
 
 def test_summarize_and_percentile():

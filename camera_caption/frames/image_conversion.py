@@ -12,6 +12,8 @@ offending field and value.
 
 import numpy as np
 
+from camera_caption.parameters import CAMERA_ENCODINGS
+
 try:  # OpenCV is only needed for the YUV and Bayer encodings.
     import cv2
 except ImportError:  # pragma: no cover - opencv is a declared dependency
@@ -201,7 +203,6 @@ def compressed_to_rgb(fmt, data):
     return image[..., ::-1]
 
 
-CAMERA_ENCODINGS = ('rgb8', 'bgr8')
 
 
 def bgr_to_encoding(image, encoding):

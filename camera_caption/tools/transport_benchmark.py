@@ -11,8 +11,8 @@ receiver spend that long per frame (a consumer slower than the camera),
 to show that the camera is never held back.  Fast DDS settings from the
 environment apply to both processes, so their effect can be compared:
 
-    python -m camera_caption.transport_benchmark
-    python -m camera_caption.transport_benchmark --sizes vga --work-ms 250
+    python -m camera_caption.tools.transport_benchmark
+    python -m camera_caption.tools.transport_benchmark --sizes vga --work-ms 250
 
 Prefix ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` (Jazzy and newer) or
 ``RMW_IMPLEMENTATION=...`` to measure other transports.
@@ -63,7 +63,7 @@ def receive(args):
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CompressedImage, Image
 
-    from camera_caption.ros_parameters import image_qos
+    from camera_caption.nodes.ros_parameters import image_qos
 
     rclpy.init()
     node = rclpy.create_node('transport_probe')
@@ -124,7 +124,7 @@ def receive(args):
 
 def child_env():
     """Our environment for the children: localhost, a locked domain."""
-    from camera_caption.domain_lock import localhost_only, pick_domain_id
+    from camera_caption.tools.domain_lock import localhost_only, pick_domain_id
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     localhost_only(env)
     if not env.get('ROS_DOMAIN_ID'):
@@ -135,7 +135,7 @@ def child_env():
 def measure(width, height, reliability, args, env):
     """Run camera and receiver processes for one configuration."""
     camera = subprocess.Popen(
-        [sys.executable, '-m', 'camera_caption.camera_node', '--ros-args',
+        [sys.executable, '-m', 'camera_caption.nodes.camera_node', '--ros-args',
          '-p', 'source:=test_pattern', '-p', f'width:={width}',
          '-p', f'height:={height}', '-p', f'fps:={float(args.fps)}',
          '-p', f'reliability:={args.publisher}',
@@ -143,7 +143,7 @@ def measure(width, height, reliability, args, env):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True)
     receiver = subprocess.Popen(
-        [sys.executable, '-m', 'camera_caption.transport_benchmark',
+        [sys.executable, '-m', 'camera_caption.tools.transport_benchmark',
          '--receiver', '--reliability', reliability,
          '--seconds', str(args.seconds), '--warmup', str(args.warmup),
          '--work-ms', str(args.work_ms)]

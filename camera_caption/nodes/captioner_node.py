@@ -11,7 +11,7 @@ is captioned.
 
 With ``reliability: auto`` the subscription follows the publishers: it is
 reliable when every publisher on the topic offers reliable, best effort
-otherwise (see :mod:`camera_caption.qos_choice`); the graph is read once a
+otherwise (see :mod:`camera_caption.pipeline.qos_choice`); the graph is read once a
 second and the subscription recreated, with one log line, when the choice
 changes.
 """
@@ -19,21 +19,21 @@ changes.
 import json
 import sys
 
-from camera_caption.caption_engine import CaptionEngine
-from camera_caption.caption_stats import RateWindow, Stat
-from camera_caption.caption_worker import CaptionWorker
-from camera_caption.image_conversion import (compressed_to_rgb,
+from camera_caption.engine.caption_engine import CaptionEngine
+from camera_caption.pipeline.caption_stats import RateWindow, Stat
+from camera_caption.pipeline.caption_worker import CaptionWorker
+from camera_caption.frames.image_conversion import (compressed_to_rgb,
                                              ImageConversionError)
-from camera_caption.latest_frame import Frame
-from camera_caption.log_throttle import LogThrottle
-from camera_caption.message_conversion import image_msg_to_rgb
-from camera_caption.node_runner import run_node
+from camera_caption.frames.latest_frame import Frame
+from camera_caption.pipeline.log_throttle import LogThrottle
+from camera_caption.nodes.message_conversion import image_msg_to_rgb
+from camera_caption.nodes.node_runner import run_node
 from camera_caption.parameters import (caption_topics, CAPTIONER_PARAMETERS,
                                        image_topic_list)
-from camera_caption.qos_choice import (BEST_EFFORT, ReliabilityChooser,
+from camera_caption.pipeline.qos_choice import (BEST_EFFORT, ReliabilityChooser,
                                        starvation_warning)
-from camera_caption.ros_diagnostics import DiagnosticsPublisher, OK, WARN
-from camera_caption.ros_parameters import (declare_parameters, image_qos,
+from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
+from camera_caption.nodes.ros_parameters import (declare_parameters, image_qos,
                                            offered_reliability,
                                            watch_parameters)
 from rclpy.node import Node

@@ -1,14 +1,14 @@
 """
 sensor_msgs/Image -> RGB array, through cv_bridge when it can help.
 
-Our numpy path (:mod:`camera_caption.image_conversion`) handles every
+Our numpy path (:mod:`camera_caption.frames.image_conversion`) handles every
 common encoding zero-copy or with one OpenCV call and checks each header
 field.  Encodings it does not know are handed to ``cv_bridge`` when a ROS
 install provides it; without cv_bridge they are refused with the list of
 supported encodings.
 """
 
-from camera_caption.image_conversion import (ImageConversionError,
+from camera_caption.frames.image_conversion import (ImageConversionError,
                                              raw_to_rgb, SUPPORTED_ENCODINGS)
 
 try:

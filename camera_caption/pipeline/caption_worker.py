@@ -2,7 +2,7 @@
 The worker thread that captions the newest frames at a throttled rate.
 
 No ROS import.  The node's subscription callbacks only ``submit`` frames
-into the worker's :class:`~camera_caption.latest_frame.LatestFrames` (one
+into the worker's :class:`~camera_caption.frames.latest_frame.LatestFrames` (one
 slot per camera topic); this thread takes the newest frame of every camera
 when the throttle allows, captions them in one batch and hands each text to
 ``on_caption``.  The ROS executor is never blocked by inference, and a
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import threading
 import time
 
-from camera_caption.caption_gates import CaptionDeduper, SceneChangeGate
-from camera_caption.latest_frame import LatestFrames, Throttle
+from camera_caption.pipeline.caption_gates import CaptionDeduper, SceneChangeGate
+from camera_caption.frames.latest_frame import LatestFrames, Throttle
 
 
 @dataclass

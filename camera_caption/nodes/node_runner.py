@@ -16,8 +16,8 @@ import signal
 import sys
 import threading
 
-from camera_caption.caption_engine import ModelLoadError
-from camera_caption.frame_sources import SourceError
+from camera_caption.engine.caption_engine import ModelLoadError
+from camera_caption.frames.frame_sources import SourceError
 from camera_caption.parameters import ParameterError
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor

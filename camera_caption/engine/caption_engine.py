@@ -10,7 +10,7 @@ the prompt (if any) not repeated.
 import os
 import time
 
-from camera_caption.model_source import ModelSourceError, resolve_model
+from camera_caption.engine.model_source import ModelSourceError, resolve_model
 
 DEFAULT_MODEL = 'Salesforce/blip2-opt-2.7b'
 
@@ -121,7 +121,7 @@ class CaptionEngine:
         The decode step is captured for batch sizes 1..``max_batch`` now
         (CUDA), so that no live frame ever waits for it.
         """
-        from camera_caption.fast_blip2 import (fast_path_reason,
+        from camera_caption.engine.fast_blip2 import (fast_path_reason,
                                                FastBlip2Opt,
                                                FramePreprocessor)
         reason = fast_path_reason(self.model)

@@ -9,7 +9,7 @@ start/end/max figures.  Without ``--model`` it builds the tiny offline
 BLIP-2 first.  Exits 1 when memory grew by more than ``--max-growth-mb``
 between the first and the last minute (after ``--warmup`` seconds).
 
-    python -m camera_caption.soak --duration 1800 --rate-hz 20
+    python -m camera_caption.tools.soak --duration 1800 --rate-hz 20
 """
 
 import argparse
@@ -58,7 +58,7 @@ def _count_captions(stream, counter):
 def soak(model, duration, rate_hz, interval, warmup, max_new_tokens=8,
          width=640, height=480, out=sys.stdout):
     """Run the soak; return a summary dict."""
-    from camera_caption.domain_lock import localhost_only, pick_domain_id
+    from camera_caption.tools.domain_lock import localhost_only, pick_domain_id
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     localhost_only(env)
     if 'ROS_DOMAIN_ID' not in env:
@@ -136,7 +136,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     model = args.model
     if not model:
-        from camera_caption.tiny_blip2 import build_tiny_blip2
+        from camera_caption.tools.tiny_blip2 import build_tiny_blip2
         model = build_tiny_blip2(tempfile.mkdtemp(prefix='tiny_blip2_'),
                                  weight_scale=4.0)
     summary = soak(model, args.duration, args.rate_hz, args.interval,

@@ -12,7 +12,7 @@ JSON, with the share of tokens on which both agree.
 
     ros2 run camera_caption benchmark --random-weights blip2-opt-2.7b
     ros2 run camera_caption benchmark --model /models/blip2 --batch 1 8 32
-    python -m camera_caption.benchmark --random-weights tiny --device cpu
+    python -m camera_caption.tools.benchmark --random-weights tiny --device cpu
 """
 
 import argparse
@@ -46,7 +46,7 @@ def random_config(name):
     """Return a Blip2Config of a known model's shape (or the tiny one)."""
     from transformers import Blip2Config
     if name == 'tiny':
-        from camera_caption.tiny_blip2 import build_config
+        from camera_caption.tools.tiny_blip2 import build_config
         return build_config(400, 3, 0, 1, initializer_range=0.08)
     text = dict(_OPT[name], model_type='opt', vocab_size=50272,
                 max_position_embeddings=2048, do_layer_norm_before=True,
@@ -60,7 +60,7 @@ def build_model(args, device, dtype):
     """Return (model, source description, seconds to build)."""
     from transformers import Blip2ForConditionalGeneration
 
-    from camera_caption.caption_engine import dtype_kwarg
+    from camera_caption.engine.caption_engine import dtype_kwarg
     start = time.monotonic()
     if args.random_weights:
         torch.manual_seed(0)
@@ -104,8 +104,8 @@ def _peak(device, fn):
 
 def run(args):
     """Measure every batch size; return a list of result dicts."""
-    from camera_caption.caption_engine import resolve_device, resolve_dtype
-    from camera_caption.fast_blip2 import FastBlip2Opt
+    from camera_caption.engine.caption_engine import resolve_device, resolve_dtype
+    from camera_caption.engine.fast_blip2 import FastBlip2Opt
     device = torch.device(resolve_device(args.device))
     dtype = resolve_dtype(args.dtype, device.type)
     model, source, build_s = build_model(args, device, dtype)

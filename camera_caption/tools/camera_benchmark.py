@@ -8,7 +8,7 @@ build + publish; mean and 95th percentile), the achieved publish
 and receive rates, and the same with no pacing (``fps`` 1000) to show the
 headroom.  Plain rclpy, so it runs with or without a ROS install:
 
-    python -m camera_caption.camera_benchmark --width 1280 --height 720
+    python -m camera_caption.tools.camera_benchmark --width 1280 --height 720
 """
 
 import argparse
@@ -26,8 +26,8 @@ def measure(width, height, fps, encoding, seconds, domain):
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
 
-    from camera_caption.camera_node import CameraNode
-    from camera_caption.ros_parameters import image_qos
+    from camera_caption.nodes.camera_node import CameraNode
+    from camera_caption.nodes.ros_parameters import image_qos
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
@@ -103,7 +103,7 @@ def main(argv=None):
     parser.add_argument('--seconds', type=float, default=5.0)
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
-    from camera_caption.domain_lock import localhost_only, pick_domain_id
+    from camera_caption.tools.domain_lock import localhost_only, pick_domain_id
     localhost_only()
     domain = int(os.environ.get('ROS_DOMAIN_ID') or pick_domain_id())
     results = [measure(args.width, args.height, fps, args.encoding,

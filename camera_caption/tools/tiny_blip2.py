@@ -7,7 +7,7 @@ with ``save_pretrained`` so that it loads through the very same
 ``from_pretrained`` path as a downloaded checkpoint.  It is what the tests,
 the soak script and offline smoke runs use; its captions are gibberish.
 
-    python -m camera_caption.tiny_blip2 /tmp/tiny-blip2
+    python -m camera_caption.tools.tiny_blip2 /tmp/tiny-blip2
 """
 
 import argparse
