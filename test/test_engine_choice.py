@@ -18,7 +18,7 @@ REASON = 'generation_config.num_beams = 3 needs generate()'
 
 @pytest.fixture(scope='module')
 def beam_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with beam search in its generation_config."""
+    """Save the tiny model with beam search in its generation_config."""
     target = str(tmp_path_factory.mktemp('beams') / 'model')
     shutil.copytree(tiny_model_dir, target)
     path = os.path.join(target, 'generation_config.json')
