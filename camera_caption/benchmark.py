@@ -78,6 +78,40 @@ def build_model(args, device, dtype):
     return model, source, time.monotonic() - start
 
 
+def save_random_model(name, out_dir, dtype=torch.float16, device='cpu'):
+    """
+    Save a known configuration with random weights, with a processor.
+
+    The tokenizer is the tiny model's (trained locally; its ids are a
+    subset of OPT's vocabulary, so captions are gibberish but the compute
+    is the real model's), so ``from_pretrained`` and the captioner load it
+    with no download.  Returns ``out_dir``.
+    """
+    from transformers import (Blip2ForConditionalGeneration, Blip2Processor,
+                              BlipImageProcessor)
+
+    from camera_caption.tiny_blip2 import build_tokenizer
+    tokenizer = build_tokenizer()
+    config = random_config(name)
+    image_token = tokenizer.convert_tokens_to_ids('<image>')
+    for key in ('image_token_index', 'image_token_id'):
+        if hasattr(config, key):
+            setattr(config, key, image_token)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Blip2ForConditionalGeneration(config)
+    model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
+    size = config.vision_config.image_size
+    processor = Blip2Processor(
+        image_processor=BlipImageProcessor(
+            size={'height': size, 'width': size}),
+        tokenizer=tokenizer, num_query_tokens=config.num_query_tokens)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    del model
+    return out_dir
+
+
 def keep_fp32_like_from_pretrained(model, dtype, version=None):
     """
     Put back in float32 what from_pretrained keeps there at this dtype.

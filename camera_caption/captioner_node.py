@@ -52,6 +52,7 @@ class CaptionerNode(Node):
             engine = CaptionEngine.load(p['model'], p['device'], p['dtype'],
                                         p['max_new_tokens'],
                                         p['cpu_threads'])
+            log.info(f'weights loaded in {engine.load_seconds:.1f} s')
             self.fast_fallback = self._enable_fast_path(engine, p)
         self.engine = engine
         log.info(f'model ready: {engine.describe()}')
