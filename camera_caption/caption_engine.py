@@ -7,6 +7,7 @@ Face hub id or a local directory (``save_pretrained`` layout); frames are
 the prompt (if any) not repeated.
 """
 
+import gc
 import os
 import time
 
@@ -161,6 +162,7 @@ class CaptionEngine:
                 problem = 'out of memory: ' + problem
         if problem:
             self.fast = self.preprocess = None
+            gc.collect()        # the graphs' closures hold the old cache
             self.release_memory()
             self.fallback_reason = problem
             return problem

@@ -387,7 +387,7 @@ class FastBlip2Opt:
         self._tokens[:b].copy_(token)
         self._out[:b].index_copy_(1, position.view(1), token[:, None])
         done = self._done[:b]
-        done |= torch.isin(token, self._eos)
+        done |= (token[:, None] == self._eos).any(dim=-1)
         self._all_done.copy_(done.all())
 
     def _runner(self, b):
@@ -510,7 +510,9 @@ class FastBlip2Opt:
             for t in range(1, steps):
                 self._tokens[:b].copy_(forced[:, t - 1])
                 logits = run()
-                result.append((logits if out is None else out).float())
+                # A copy: a graph's output buffer is overwritten each step.
+                result.append((logits if out is None else out).to(
+                    torch.float32, copy=True))
         return torch.stack(result, dim=1)
 
 
