@@ -231,7 +231,9 @@ class CaptionerNode(Node):
 
     def destroy_node(self):
         """Stop and join the worker before the node goes."""
-        self.worker.stop()
+        worker = getattr(self, 'worker', None)   # absent if start-up failed
+        if worker is not None:
+            worker.stop()
         return super().destroy_node()
 
 

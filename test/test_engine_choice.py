@@ -3,16 +3,14 @@
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 
+from camera_caption.caption_engine import ModelLoadError
 from camera_caption.captioner_node import CaptionerNode
+from camera_caption.node_runner import START_ERRORS
 from camera_caption.ros_diagnostics import OK, WARN
 import pytest
 from ros_helpers import params
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REASON = 'generation_config.num_beams = 3 needs generate()'
 
 
@@ -61,37 +59,23 @@ def test_fast_and_generate_choices_in_diagnostics(ros_context,
             node.destroy_node()
 
 
-def run(args, timeout=60):
-    path = ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')
-    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=path)
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'camera_caption.captioner_node',
-         '--ros-args'] + args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    return proc
+def test_engine_fast_refuses_to_start_in_one_line(ros_context,
+                                                  beam_model_dir):
+    # A ModelLoadError is a start-up error: run_node logs its one line and
+    # exits 1 (test_executables checks that for every start-up error).
+    with pytest.raises(ModelLoadError) as info:
+        captioner(ros_context, beam_model_dir, engine='fast')
+    message = str(info.value)
+    assert message == ("engine fast: the fast path cannot run on "
+                       f"'{beam_model_dir}': {REASON}")
+    assert '\n' not in message and isinstance(info.value, START_ERRORS)
 
 
-def test_engine_fast_refuses_to_start_in_one_line(beam_model_dir):
-    proc = run(['-p', f'model:={beam_model_dir}', '-p', 'device:=cpu',
-                '-p', 'engine:=fast'])
-    output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1, output
-    fatal = [line for line in output.splitlines() if '[FATAL]' in line]
-    assert len(fatal) == 1, output
-    assert 'engine fast: the fast path cannot run' in fatal[0]
-    assert REASON in fatal[0]
-    assert 'Traceback' not in output, output
-
-
-def test_engine_auto_falls_back_with_one_warning(beam_model_dir):
-    from test_executables import wait_for_line
-    proc = run(['-p', f'model:={beam_model_dir}', '-p', 'device:=cpu'])
-    try:
-        lines = wait_for_line(proc, 'captioning /image_raw', 60)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=10)
+def test_engine_auto_falls_back_with_one_warning(ros_context, beam_model_dir,
+                                                 capfd):
+    node = captioner(ros_context, beam_model_dir)
+    node.destroy_node()
+    lines = capfd.readouterr().err.splitlines()
     warnings = [line for line in lines if 'fast path unavailable' in line]
-    assert len(warnings) == 1 and '[WARN]' in warnings[0], lines
-    assert REASON in warnings[0]
-    assert proc.returncode == 0, output
+    assert len(warnings) == 1, lines
+    assert warnings[0].startswith('[WARN]') and REASON in warnings[0]
