@@ -66,7 +66,7 @@ def test_engine_fast_refuses_to_start_in_one_line(ros_context,
     with pytest.raises(ModelLoadError) as info:
         captioner(ros_context, beam_model_dir, engine='fast')
     message = str(info.value)
-    assert message == ("engine fast: the fast path cannot run on "
+    assert message == ('engine fast: the fast path cannot run on '
                        f"'{beam_model_dir}': {REASON}")
     assert '\n' not in message and isinstance(info.value, START_ERRORS)
 
