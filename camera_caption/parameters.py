@@ -172,8 +172,9 @@ CAPTIONER_PARAMETERS = (
           'together in one batch (several cameras); empty = image_raw. '
           "Each camera's caption goes to <its namespace>/caption."),
     Param('engine', 'auto', "'auto': the static-cache greedy fast path for "
-          "BLIP-2/OPT (generate() for other models); 'generate': always "
-          'HF generate().', choices=('auto', 'generate')),
+          "BLIP-2/OPT (else generate(), with a warning); 'fast': the fast "
+          "path or exit 1; 'generate': always HF generate().",
+          choices=('auto', 'fast', 'generate')),
     Param('cpu_threads', 0, 'Torch threads when device is cpu; 0 = one '
           'fewer than the cores, so that ROS callbacks are not starved.',
           minimum=0, maximum=1024),

@@ -28,12 +28,14 @@ def start(args, **env_changes):
                             text=True)
 
 
-@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize('sig,dtype', [(signal.SIGINT, 'float32'),
+                                       (signal.SIGTERM, 'float16')])
 def test_one_process_pipeline_captions_and_exits_cleanly(
-        ros_context, tiny_model_dir, sig):
+        ros_context, tiny_model_dir, sig, dtype):
     proc = start(['-m', 'camera_caption', '--source', 'test_pattern',
                   '--model', tiny_model_dir, '--rate_hz', '4',
-                  '--max_new_tokens', '4', '--namespace', 'robot1'])
+                  '--max_new_tokens', '4', '--namespace', 'robot1',
+                  '--dtype', dtype])
     probe = rclpy.create_node('probe', context=ros_context)
     captions = CaptionListener(probe, '/robot1/caption')
     try:
@@ -48,7 +50,8 @@ def test_one_process_pipeline_captions_and_exits_cleanly(
     assert proc.returncode == 0, output
     assert 'Traceback' not in output, output
     assert 'robot1.caption_logger]: caption: ' in output
-    assert 'model ready' in output and 'on cpu' in output
+    assert 'model ready' in output and f'on cpu ({dtype})' in output
+    assert 'fast path ready' in output, output
 
 
 @pytest.mark.parametrize('module,args,expected', [

@@ -7,6 +7,7 @@ Face hub id or a local directory (``save_pretrained`` layout); frames are
 the prompt (if any) not repeated.
 """
 
+import gc
 import os
 import time
 
@@ -20,9 +21,14 @@ DTYPES = {
     'float32': 'float32', 'fp32': 'float32', 'float': 'float32',
 }
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
-ENGINE_CHOICES = ('auto', 'generate')
-# Tokens the fast path's KV cache holds: query tokens + prompt + caption.
-FAST_MAX_LEN = 256
+ENGINE_CHOICES = ('auto', 'fast', 'generate')
+# The self-check's non-empty prompt (when the node's prompt is empty).
+CHECK_PROMPT = 'a picture of'
+# FramePreprocessor against the processor's pixel_values (normalised
+# units): torch's antialiased bicubic differs from PIL's by a fraction of a
+# grey level on average, a few at worst.
+PIXEL_MEAN_TOLERANCE = 0.01
+PIXEL_MAX_TOLERANCE = 0.15
 
 
 class ModelLoadError(RuntimeError):
@@ -112,66 +118,123 @@ class CaptionEngine:
         self.warmup_seconds = 0.0
         self._prompt_ids = {}
 
-    def enable_fast_path(self, max_batch=1, max_len=FAST_MAX_LEN,
-                         warm_up=True):
+    def enable_fast_path(self, max_batch=1, prompt='', warm_up=True,
+                         log=None):
         """
         Switch to the static-cache greedy path if the model allows it.
 
         Returns '' when enabled, else the reason (``generate()`` is kept).
-        The decode step is captured for batch sizes 1..``max_batch`` now
-        (CUDA), so that no live frame ever waits for it.
+        The KV cache is sized for the query tokens, ``prompt`` and
+        ``max_new_tokens`` (it grows on demand, through ``log``).  With
+        ``warm_up`` the decode step is captured for batch sizes
+        1..``max_batch`` now (CUDA), a warm-up caption runs and
+        :meth:`self_check` must pass, so that no live frame waits and no
+        wrong path goes live.  Any failure here (out of memory included)
+        keeps ``generate()``.
         """
         from camera_caption.engine.fast_blip2 import (fast_path_reason,
                                                FastBlip2Opt,
                                                FramePreprocessor)
+        import torch
         reason = fast_path_reason(self.model)
         if reason:
             self.fallback_reason = reason
             return reason
         start = time.monotonic()
-        self.fast = FastBlip2Opt(self.model, max_batch=max_batch,
-                                 max_len=max_len)
-        image_processor = getattr(self.processor, 'image_processor', None)
-        if FramePreprocessor.supports(image_processor):
-            self.preprocess = FramePreprocessor(
-                image_processor, self.fast.device, self.dtype)
-        if warm_up:
-            try:
+        try:
+            longest = max(len(self._prompt_token_ids(text))
+                          for text in (prompt or '', CHECK_PROMPT))
+            self.fast = FastBlip2Opt(
+                self.model, max_batch=max_batch, log=log,
+                max_len=self.fast_queries() + longest + self.max_new_tokens)
+            image_processor = getattr(self.processor, 'image_processor',
+                                      None)
+            if FramePreprocessor.supports(image_processor):
+                self.preprocess = FramePreprocessor(
+                    image_processor, self.fast.device, self.pixel_dtype())
+            problem = ''
+            if warm_up:
                 self.fast.warm_up(range(1, max_batch + 1))
-                self.caption([_warmup_frame()] * max_batch)
-                problem = self.self_check()
-            except Exception as exc:  # noqa: B902 - keep generate() then
-                problem = f'warm-up failed: {type(exc).__name__}: {exc}'
-            if problem:
-                self.fast = self.preprocess = None
-                self.fallback_reason = problem
-                return problem
+                self.caption([_warmup_frame()] * max_batch, prompt)
+                problem = self.self_check(prompt=prompt or CHECK_PROMPT)
+        except Exception as exc:  # noqa: B902 - keep generate() then
+            text = ' '.join(str(exc).split())[:300]
+            problem = f'warm-up failed: {type(exc).__name__}: {text}'
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                problem = 'out of memory: ' + problem
+        if problem:
+            self.fast = self.preprocess = None
+            gc.collect()        # the graphs' closures hold the old cache
+            self.release_memory()
+            self.fallback_reason = problem
+            return problem
         self.warmup_seconds = time.monotonic() - start
         self.fallback_reason = ''
         return ''
 
-    def self_check(self, tokens=8):
-        """
-        Compare the fast path with generate() on one synthetic frame.
+    def pixel_dtype(self):
+        """Return the dtype the vision encoder takes its pixels in."""
+        try:
+            return self.model.vision_model.embeddings.patch_embedding \
+                .weight.dtype
+        except AttributeError:
+            return self.dtype
 
-        Returns '' when they agree on at least half of the tokens (float16
-        kernels may break near-ties differently), else the reason; a wrong
-        fast path would disagree almost everywhere.
+    def self_check(self, batch_sizes=None, prompt=CHECK_PROMPT,
+                   max_new_tokens=None):
         """
-        import numpy as np
-        ramp = np.linspace(0, 255, 224, dtype=np.float32)
-        frame = np.stack([np.add.outer(ramp, ramp) / 2,
-                          np.tile(ramp, (224, 1)),
-                          np.tile(ramp[:, None], (1, 224))], axis=-1)
-        new_tokens, pixels = self._generate_tokens(
-            [frame.astype(np.uint8)], '', tokens)
-        reference = new_tokens[0].tolist()
-        ours = self.fast.generate(pixels, self._prompt_token_ids(''),
-                                  tokens)[0]
-        same = sum(a == b for a, b in zip(reference, ours))
-        if same * 2 < max(1, min(len(reference), len(ours))):
-            return (f'self-check: fast path agreed with generate() on '
-                    f'{same} of {len(reference)} tokens')
+        Check the fast path against ``generate()``; '' or what is wrong.
+
+        For every batch size (default: 1..max_batch, all captured), with
+        the empty prompt and with ``prompt``, on synthetic frames: feeds
+        generate()'s tokens to the fast path step by step and compares the
+        logits within the dtype's tolerance, and compares the free-running
+        tokens (same tokens, length and EOS, unless they part at a near-tie
+        of generate()'s logits); see
+        :func:`~camera_caption.engine.fast_blip2.compare_with_generate`.  Then
+        checks ``FramePreprocessor`` against the processor's pixels.
+        """
+        import torch
+        from camera_caption.engine.fast_blip2 import (compare_with_generate,
+                                               TOLERANCE)
+        fast = self.fast
+        max_new = int(max_new_tokens or self.max_new_tokens)
+        sizes = batch_sizes or range(1, fast.max_batch + 1)
+        tolerance = TOLERANCE.get(fast.dtype, TOLERANCE[torch.float16])
+        for b in sizes:
+            images = check_frames(b)
+            for text in dict.fromkeys(['', prompt or '']):
+                out, inputs = self._generate_raw(
+                    images, text, max_new, output_logits=True,
+                    return_dict_in_generate=True)
+                reference = strip_prompt_tokens(out.sequences,
+                                                inputs['input_ids']).cpu()
+                logits = torch.stack(out.logits, dim=1).float().cpu()
+                pixels = inputs['pixel_values']
+                ids = self._prompt_token_ids(text)
+                rows = fast.generate(pixels, ids, max_new)
+                forced = fast.score(pixels, ids, reference).cpu()
+                problem = compare_with_generate(reference, logits, rows,
+                                                forced, fast.eos, tolerance)
+                if problem:
+                    return (f'self-check (batch {b}, prompt {text!r}): '
+                            f'{problem}')
+        if self.preprocess is not None:
+            images = check_frames(2)
+            ours = self.preprocess(images).float().cpu()
+            theirs = self.processor.image_processor(
+                images, return_tensors='pt')['pixel_values'].float()
+            if ours.shape != theirs.shape:
+                return (f'self-check: FramePreprocessor gives '
+                        f'{tuple(ours.shape)}, the processor '
+                        f'{tuple(theirs.shape)}')
+            mean = float((ours - theirs).abs().mean())
+            worst = float((ours - theirs).abs().max())
+            if mean > PIXEL_MEAN_TOLERANCE or worst > PIXEL_MAX_TOLERANCE:
+                return (f'self-check: FramePreprocessor differs from the '
+                        f'processor by {mean:.3g} on average, {worst:.3g} '
+                        f'at most (tolerance {PIXEL_MEAN_TOLERANCE}, '
+                        f'{PIXEL_MAX_TOLERANCE})')
         return ''
 
     @classmethod
@@ -243,7 +306,7 @@ class CaptionEngine:
         max_new = int(max_new_tokens or self.max_new_tokens)
         if self.fast is not None and len(frames) <= self.fast.max_batch:
             ids = self._prompt_token_ids(prompt)
-            if len(ids) + self.fast_queries() + max_new <= self.fast.max_len:
+            if len(ids) + self.fast_queries() + max_new <= self.fast.limit:
                 return self._caption_fast(frames, ids, prompt, max_new)
         return self._caption_generate(frames, prompt, max_new)
 
@@ -252,9 +315,27 @@ class CaptionEngine:
         return int(self.model.config.num_query_tokens)
 
     def _prompt_token_ids(self, prompt):
+        """
+        Return the text ids generate() gets from the processor.
+
+        The processor's own output for one image, less the image tokens it
+        puts first: BOS only if this tokenizer adds one (the empty prompt
+        may have no ids at all).
+        """
         if prompt not in self._prompt_ids:
-            tokenizer = self.processor.tokenizer
-            self._prompt_ids[prompt] = tokenizer(prompt)['input_ids']
+            import numpy as np
+            ids = self.processor(images=[np.zeros((8, 8, 3), np.uint8)],
+                                 text=[prompt])['input_ids'][0]
+            ids = [int(i) for i in ids]
+            config = self.model.config
+            image_token = getattr(config, 'image_token_id', None)
+            if image_token is None:
+                image_token = getattr(config, 'image_token_index', None)
+            queries = self.fast_queries()
+            if image_token is not None and ids[:queries] == [
+                    image_token] * queries:
+                ids = ids[queries:]
+            self._prompt_ids[prompt] = ids
         return self._prompt_ids[prompt]
 
     def _caption_fast(self, frames, ids, prompt, max_new):
@@ -265,7 +346,7 @@ class CaptionEngine:
             else:
                 pixels = self.processor.image_processor(
                     list(frames), return_tensors='pt')['pixel_values']
-                pixels = pixels.to(self.device, self.dtype)
+                pixels = pixels.to(self.device, self.pixel_dtype())
             tokens = self.fast.generate(pixels, ids, max_new)
         except torch.cuda.OutOfMemoryError:
             self.release_memory()
@@ -281,22 +362,29 @@ class CaptionEngine:
 
     def _generate_tokens(self, frames, prompt, max_new):
         """Processor + generate(): (new token ids, pixel_values used)."""
+        out, inputs = self._generate_raw(frames, prompt, max_new)
+        return (strip_prompt_tokens(out, inputs.get('input_ids')),
+                inputs['pixel_values'])
+
+    def _generate_raw(self, frames, prompt, max_new, **kwargs):
+        """Processor + greedy generate(): (its output, the inputs)."""
         import torch
         inputs = self.processor(images=list(frames),
                                 text=[prompt] * len(frames),
                                 return_tensors='pt', padding=True)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs['pixel_values'] = inputs['pixel_values'].to(self.dtype)
+        inputs['pixel_values'] = inputs['pixel_values'].to(
+            self.pixel_dtype())
         try:
             with torch.inference_mode():
                 out = self.model.generate(**inputs, max_new_tokens=max_new,
-                                          do_sample=False, num_beams=1)
+                                          do_sample=False, num_beams=1,
+                                          **kwargs)
         except torch.cuda.OutOfMemoryError:
             inputs = None   # drop the batch's tensors before emptying cache
             self.release_memory()
             raise
-        return (strip_prompt_tokens(out, inputs.get('input_ids')),
-                inputs['pixel_values'])
+        return out, inputs
 
     def release_memory(self):
         """Return cached GPU memory after a failed inference."""
@@ -320,6 +408,21 @@ class CaptionEngine:
 def _warmup_frame():
     import numpy as np
     return np.zeros((224, 224, 3), np.uint8)
+
+
+def check_frames(n, height=240, width=320):
+    """``n`` different synthetic RGB frames (gradients and noise)."""
+    import numpy as np
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        base = np.stack([x / width * 255, y / height * 255,
+                         (x + y) / (width + height) * 255], axis=-1)
+        base = np.roll(base, i, axis=-1) * (1 - 0.1 * (i % 4))
+        noise = rng.normal(0, 24, base.shape)
+        frames.append(np.clip(base + noise, 0, 255).astype(np.uint8))
+    return frames
 
 
 def _model_class(config):

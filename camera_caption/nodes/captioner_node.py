@@ -19,7 +19,7 @@ changes.
 import json
 import sys
 
-from camera_caption.engine.caption_engine import CaptionEngine
+from camera_caption.engine.caption_engine import CaptionEngine, ModelLoadError
 from camera_caption.pipeline.caption_stats import RateWindow, Stat
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.frames.image_conversion import (compressed_to_rgb,
@@ -50,6 +50,9 @@ from std_srvs.srv import SetBool
 class CaptionerNode(Node):
     """Caption the newest frame of ``image_raw`` on ``caption``."""
 
+    # Why engine 'auto' fell back to generate() ('' when it did not).
+    fast_fallback = ''
+
     def __init__(self, engine=None, **kwargs):
         self.worker = None     # set first: destroy_node() runs on failure too
         super().__init__('captioner', **kwargs)
@@ -63,12 +66,8 @@ class CaptionerNode(Node):
             engine = CaptionEngine.load(p['model'], p['device'], p['dtype'],
                                         p['max_new_tokens'],
                                         p['cpu_threads'])
-            if p['engine'] == 'auto':
-                reason = engine.enable_fast_path(max_batch=len(self.topics))
-                log.info('fast path unavailable (%s): using generate()'
-                         % reason if reason else 'fast path ready (warm-up '
-                         f'{engine.warmup_seconds:.1f} s, batch <= '
-                         f'{len(self.topics)})')
+            log.info(f'weights loaded in {engine.load_seconds:.1f} s')
+            self.fast_fallback = self._enable_fast_path(engine, p)
         self.engine = engine
         log.info(f'model ready: {engine.describe()}')
         self._log_throttle = LogThrottle(5.0)
@@ -148,6 +147,25 @@ class CaptionerNode(Node):
             if choice != self.reliability_by_topic[topic]:
                 self._subscribe(topic, choice)
             self.get_logger().info(line)
+
+    def _enable_fast_path(self, engine, p):
+        """Engine auto/fast: the fast path, or one WARN line (or exit)."""
+        log = self.get_logger()
+        if p['engine'] == 'generate':
+            engine.fallback_reason = 'engine: generate'
+            return ''
+        reason = engine.enable_fast_path(max_batch=len(self.topics),
+                                         prompt=p['prompt'], log=log.info)
+        if not reason:
+            log.info(f'fast path ready (warm-up {engine.warmup_seconds:.1f}'
+                     f' s, self-check passed, batch <= {len(self.topics)})')
+        elif p['engine'] == 'fast':
+            raise ModelLoadError(f'engine fast: the fast path cannot run on '
+                                 f"'{p['model']}': {reason}")
+        else:
+            log.warning(f'fast path unavailable, captioning with the slower '
+                        f'generate(): {reason}')
+        return reason
 
     def _on_image(self, msg, topic):
         try:
@@ -234,7 +252,8 @@ class CaptionerNode(Node):
             'batch_size_last': worker.last_batch_size,
             'image_topics': ','.join(
                 s.topic_name for s in self.subscriptions_by_topic.values()),
-            'engine': 'fast' if engine.fast is not None else 'generate',
+            'engine': 'fast' if engine.fast is not None else
+            f'generate ({engine.fallback_reason})',
             'rate_hz': p['rate_hz'],
             'reliability': ','.join(
                 self.reliability_by_topic[t] for t in self.topics),
@@ -259,6 +278,9 @@ class CaptionerNode(Node):
             level, message = WARN, (
                 f'mean latency {self.latency.mean:.2f} s exceeds '
                 f'latency_warn_s {p["latency_warn_s"]:g} s')
+        elif self.fast_fallback:
+            level, message = WARN, ('fast path unavailable: '
+                                    + self.fast_fallback)
         return level, message, values
 
     def _caption_failed(self, frame, exc):

@@ -67,7 +67,7 @@ def build_model(args, device, dtype):
         with torch.device(device):
             model = Blip2ForConditionalGeneration(
                 random_config(args.random_weights))
-        model = model.to(dtype).eval()
+        model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
         source = f'{args.random_weights} (random weights)'
     else:
         model = Blip2ForConditionalGeneration.from_pretrained(
@@ -76,6 +76,63 @@ def build_model(args, device, dtype):
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
     return model, source, time.monotonic() - start
+
+
+def save_random_model(name, out_dir, dtype=torch.float16, device='cpu'):
+    """
+    Save a known configuration with random weights, with a processor.
+
+    The tokenizer is the tiny model's (trained locally; its ids are a
+    subset of OPT's vocabulary, so captions are gibberish but the compute
+    is the real model's), so ``from_pretrained`` and the captioner load it
+    with no download.  Returns ``out_dir``.
+    """
+    from transformers import (Blip2ForConditionalGeneration, Blip2Processor,
+                              BlipImageProcessor)
+
+    from camera_caption.tools.tiny_blip2 import build_tokenizer
+    tokenizer = build_tokenizer()
+    config = random_config(name)
+    image_token = tokenizer.convert_tokens_to_ids('<image>')
+    for key in ('image_token_index', 'image_token_id'):
+        if hasattr(config, key):
+            setattr(config, key, image_token)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Blip2ForConditionalGeneration(config)
+    model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
+    size = config.vision_config.image_size
+    processor = Blip2Processor(
+        image_processor=BlipImageProcessor(
+            size={'height': size, 'width': size}),
+        tokenizer=tokenizer, num_query_tokens=config.num_query_tokens)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    del model
+    return out_dir
+
+
+def keep_fp32_like_from_pretrained(model, dtype, version=None):
+    """
+    Put back in float32 what from_pretrained keeps there at this dtype.
+
+    Since transformers 4.51 a float16 BLIP-2 keeps ``query_tokens`` and the
+    Q-Former in float32 (``_keep_in_fp32_modules``); random weights cast
+    with ``.to(dtype)`` must look the same, or they hide dtype bugs.
+    """
+    if version is None:
+        import transformers
+        version = transformers.__version__
+    if dtype != torch.float16 or tuple(
+            int(x) for x in version.split('.')[:2]) < (4, 51):
+        return model
+    for name in getattr(type(model), '_keep_in_fp32_modules', None) or []:
+        part = getattr(model, name, None)
+        if isinstance(part, torch.nn.Parameter):
+            part.data = part.data.float()
+        elif isinstance(part, torch.nn.Module):
+            part.float()
+    return model
 
 
 def _sync(device):
@@ -104,8 +161,11 @@ def _peak(device, fn):
 
 def run(args):
     """Measure every batch size; return a list of result dicts."""
-    from camera_caption.engine.caption_engine import resolve_device, resolve_dtype
-    from camera_caption.engine.fast_blip2 import FastBlip2Opt
+    from camera_caption.engine.caption_engine import (resolve_device,
+                                                      resolve_dtype)
+    from camera_caption.engine.fast_blip2 import (decoder_weight_bytes,
+                                                  fast_path_reason,
+                                                  FastBlip2Opt)
     device = torch.device(resolve_device(args.device))
     dtype = resolve_dtype(args.dtype, device.type)
     model, source, build_s = build_model(args, device, dtype)
@@ -119,16 +179,26 @@ def run(args):
         config, 'image_token_id') else config.image_token_index
     size = config.vision_config.image_size
     start = time.monotonic()
-    fast = FastBlip2Opt(model, max_batch=max(args.batch),
-                        max_len=queries + 1 + args.new_tokens)
-    fast.warm_up(sorted(set(args.batch)))
+    reason = fast_path_reason(model)
+    if reason:
+        raise FastPathUnavailable(reason)
+    try:
+        fast = FastBlip2Opt(model, max_batch=max(args.batch),
+                            max_len=queries + 1 + args.new_tokens)
+        fast.warm_up(sorted(set(args.batch)))
+    except Exception as exc:  # noqa: B902 - reported, nothing measured
+        raise FastPathUnavailable(
+            f'{type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
+        ) from exc
     _sync(device)
     startup_s = time.monotonic() - start
+    pixel_dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
+    weight_bytes = decoder_weight_bytes(model)
     results = []
     for batch in args.batch:
         gen = torch.Generator(device='cpu').manual_seed(batch)
         pixels = torch.randn(batch, 3, size, size, generator=gen).to(
-            device, dtype)
+            device, pixel_dtype)
         input_ids = torch.tensor([[image_token] * queries + [bos]] * batch,
                                  device=device)
         mask = torch.ones_like(input_ids)
@@ -145,7 +215,12 @@ def run(args):
         def ours(pixels=pixels, tokens=args.new_tokens):
             return fast.generate(pixels, [bos], tokens, ignore_eos=True)
 
+        def encode(pixels=pixels):
+            with torch.inference_mode():
+                return fast.encode(pixels)
+
         hf_s, hf_tokens = _timed(hf, device, args.repeats)
+        encode_s, _ = _timed(encode, device, args.repeats)
         fast_s, fast_tokens = _timed(ours, device, args.repeats)
         one_s, _ = _timed(lambda: ours(tokens=1), device, args.repeats)
         per_token = (fast_s - one_s) / max(1, args.new_tokens - 1)
@@ -161,6 +236,9 @@ def run(args):
             'fast_captions_per_s': batch / fast_s,
             'fast_ms_per_token_step': 1000 * per_token,
             'fast_encode_prefill_ms': 1000 * one_s,
+            'fast_encode_ms': 1000 * encode_s,
+            'decoder_weight_bytes': weight_bytes,
+            'engine': 'fast',
             'speedup': hf_s / fast_s,
             'tokens_equal': hf_tokens == fast_tokens,
             'token_agreement': _agreement(hf_tokens, fast_tokens),
@@ -170,6 +248,10 @@ def run(args):
             'cuda_graph': fast.use_cuda_graph,
         })
     return results
+
+
+class FastPathUnavailable(RuntimeError):
+    """The fast path cannot run on this model: nothing to compare."""
 
 
 def _agreement(a, b):
@@ -189,7 +271,8 @@ def print_table(results, out=None):
     # in another order may pick another token; trained weights rarely do.
     first = results[0]
     print(f'{first["source"]} on {first["gpu"]} ({first["dtype"]}), '
-          f'{first["new_tokens"]} new tokens; fast path start-up '
+          f'{first["new_tokens"]} new tokens; engine: {first["engine"]}; '
+          'fast path start-up '
           f'{first["fast_startup_s"]:.1f} s (CUDA graphs: '
           f'{first["cuda_graph"]}), model built in '
           f'{first["model_build_s"]:.1f} s', file=out)
@@ -222,7 +305,12 @@ def main(argv=None):
     parser.add_argument('--dtype', default='auto')
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
-    results = run(args)
+    try:
+        results = run(args)
+    except FastPathUnavailable as exc:
+        print(f'engine: generate ({exc}): the fast path cannot run, '
+              'nothing measured', file=sys.stderr)
+        return 1
     print_table(results)
     text = json.dumps(results, indent=2)
     print(text)

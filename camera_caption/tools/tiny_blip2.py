@@ -32,8 +32,13 @@ _CORPUS = [
 TINY_IMAGE_SIZE = 32
 
 
-def build_tokenizer(vocab_size=400):
-    """Train a byte-level BPE tokenizer locally and wrap it for transformers."""
+def build_tokenizer(vocab_size=400, add_bos=True):
+    """
+    Train a byte-level BPE tokenizer locally and wrap it for transformers.
+
+    With ``add_bos`` it puts ``</s>`` first, as OPT's does; without, the
+    empty prompt has no ids at all.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -45,12 +50,12 @@ def build_tokenizer(vocab_size=400):
         vocab_size=vocab_size, special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    # OPT prepends </s> (its BOS) to every text.
-    from tokenizers import processors
-    bos_id = tok.token_to_id('</s>')
-    tok.post_processor = processors.TemplateProcessing(
-        single='</s> $A', pair='</s> $A </s> $B',
-        special_tokens=[('</s>', bos_id)])
+    if add_bos:     # OPT prepends </s> (its BOS) to every text.
+        from tokenizers import processors
+        bos_id = tok.token_to_id('</s>')
+        tok.post_processor = processors.TemplateProcessing(
+            single='</s> $A', pair='</s> $A </s> $B',
+            special_tokens=[('</s>', bos_id)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token='</s>', eos_token='</s>',
         unk_token='<unk>', pad_token='<pad>',
@@ -80,21 +85,22 @@ def build_config(vocab_size, image_token_id, pad_id, eos_id,
                        initializer_range=initializer_range)
 
 
-def build_tiny_blip2(out_dir, seed=0, weight_scale=1.0):
+def build_tiny_blip2(out_dir, seed=0, weight_scale=1.0, add_bos=True):
     """
     Save a tiny random BLIP-2 (model + processor) to ``out_dir``.
 
     ``weight_scale`` multiplies every weight after the default init: with
     the default init a random decoder repeats one token; a wider spread
     gives varied tokens and sequences that reach EOS at different steps.
-    Returns ``out_dir``.
+    ``add_bos=False`` gives a tokenizer that adds no BOS token.  Returns
+    ``out_dir``.
     """
     import torch
     from transformers import (Blip2ForConditionalGeneration, Blip2Processor,
                               BlipImageProcessor)
 
     torch.manual_seed(seed)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(add_bos=add_bos)
     image_token_id = tokenizer.convert_tokens_to_ids('<image>')
     config = build_config(len(tokenizer), image_token_id,
                           tokenizer.pad_token_id, tokenizer.eos_token_id)
