@@ -15,8 +15,7 @@ import os
 import re
 import sys
 
-from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, \
-    node_overrides
+from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
 from camera_caption.parameters import find, NODE_PARAMETERS
 
 
@@ -97,7 +96,9 @@ def main(argv=None):
                        parameter_overrides=[
                            Parameter(k, value=v)
                            for k, v in overrides[name].items()],
-                       cli_args=['--ros-args'] + remap[name])
+                       cli_args=['--ros-args'] + [
+                           arg for pair in remap[name]
+                           for arg in ('-r', ':='.join(pair))])
         return make
 
     factories = [factory(CaptionerNode, 'captioner'),

@@ -44,6 +44,9 @@ LAUNCH_ARGUMENTS = (
     LaunchArgument('rate_hz', '', 'most captions per second', 'captioner'),
     LaunchArgument('max_new_tokens', '', 'longest caption in tokens',
                    'captioner'),
+    LaunchArgument('autostart', '', 'load the model and caption at start '
+                   '(false: wait for ros2 lifecycle set /captioner '
+                   'configure)', 'captioner'),
     LaunchArgument('use_camera', 'true', 'start the camera node (false: '
                    'caption image_topic from your own driver)'),
     LaunchArgument('image_topic', 'image_raw', 'image topic the camera '
@@ -81,7 +84,7 @@ def node_overrides(values):
 
     Returns ``(overrides, remappings, use_camera)`` where ``overrides`` is
     ``{node: {param: value}}`` (validated) and ``remappings`` is
-    ``{node: ['-r', 'from:=to', ...]}``.
+    ``{node: [(from, to), ...]}``, as launch_ros ``Node`` takes them.
     """
     overrides = {node: {} for node in NODE_PARAMETERS}
     for arg in LAUNCH_ARGUMENTS:
@@ -96,9 +99,9 @@ def node_overrides(values):
     parent = topic.rpartition('/')[0]
     info = (parent + '/' if parent or topic.startswith('/') else '') \
         + 'camera_info'
-    remap = ['-r', f'image_raw:={topic}',
-             '-r', f'image_raw/compressed:={topic}/compressed',
-             '-r', f'camera_info:={info}']
+    remap = [('image_raw', topic),
+             ('image_raw/compressed', f'{topic}/compressed'),
+             ('camera_info', info)]
     remappings = {'camera': list(remap), 'captioner': list(remap),
                   'caption_logger': []}
     return overrides, remappings, use_camera

@@ -11,11 +11,13 @@ that names the parameter.
 
 from dataclasses import dataclass
 
+from camera_caption.engine.backend import BACKENDS
 from camera_caption.engine.caption_engine import DEFAULT_MODEL, DTYPES
 
 # What the camera publishes (the captioner reads many more, see frames).
 CAMERA_ENCODINGS = ('rgb8', 'bgr8')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
+BACKEND_CHOICES = tuple(BACKENDS)
 # The captioner may also follow the publishers (pipeline.qos_choice).
 SUBSCRIPTION_RELIABILITY_CHOICES = RELIABILITY_CHOICES + ('auto',)
 
@@ -133,6 +135,11 @@ CAMERA_PARAMETERS = (
 )
 
 CAPTIONER_PARAMETERS = (
+    Param('backend', 'local', "Captioning backend: 'local' (a model loaded "
+          'in this process, on its GPU or CPU).', choices=BACKEND_CHOICES),
+    Param('autostart', True, 'Configure (load the model) and activate '
+          '(caption) at start; false: stay unconfigured until ros2 '
+          'lifecycle set.'),
     Param('model', DEFAULT_MODEL,
           'Hugging Face hub id or local directory of a BLIP-2 model.'),
     Param('device', 'auto', "Torch device: 'auto' (cuda if available), "

@@ -45,3 +45,45 @@ def ros_context():
     rclpy.init(context=context)
     yield context
     context.try_shutdown()
+
+
+@pytest.fixture(scope='session')
+def tiny_backend(tiny_model_dir):
+    """
+    Load the local backend on the tiny model once, fast path on.
+
+    Node tests where loading is not what they test inject it
+    (``CaptionerNode(backend=...)``) instead of loading the model again.
+    """
+    import logging
+    from camera_caption.engine.local_backend import LocalBackend
+    return LocalBackend.create(
+        {'model': tiny_model_dir, 'device': 'cpu', 'dtype': 'float32',
+         'max_new_tokens': 8, 'cpu_threads': 0, 'engine': 'auto',
+         'prompt': ''}, 1, logging.getLogger('tiny_backend'))
+
+
+# Every test belongs to one tier (README, "Tests"): `-m unit` runs the
+# plain-module tests in well under a minute.
+TIERS = {
+    'unit': 'plain modules and tiny models, no ROS graph',
+    'ros': 'real rclpy nodes on real topics, in this process',
+    'slow': 'separate processes: executables, two processes, soak',
+    'linter': 'flake8 and pep257',
+}
+
+
+def pytest_configure(config):
+    for name, text in TIERS.items():
+        config.addinivalue_line('markers', f'{name}: {text}')
+    for name in ('flake8', 'pep257'):
+        config.addinivalue_line('markers', f'{name}: ament linter')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tiers = {m.name for m in item.iter_markers() if m.name in TIERS}
+        if len(tiers) != 1:
+            raise pytest.UsageError(
+                f'{item.nodeid} must have exactly one tier marker of '
+                f'{", ".join(TIERS)} (has {sorted(tiers) or "none"})')

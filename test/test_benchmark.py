@@ -5,6 +5,8 @@ import json
 from camera_caption.tools import benchmark
 import pytest
 
+pytestmark = pytest.mark.unit
+
 
 def test_benchmark_on_random_tiny_weights(tmp_path, capsys):
     out = tmp_path / 'bench.json'

@@ -14,6 +14,8 @@ import rclpy
 from ros_helpers import params, spinning, wait_until
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+pytestmark = pytest.mark.ros
+
 
 def free_port():
     with socket.socket() as sock:

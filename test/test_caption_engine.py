@@ -4,12 +4,16 @@ import os
 import shutil
 
 from camera_caption.engine.caption_engine import (CaptionEngine, dtype_kwarg,
-                                           ModelLoadError, resolve_device,
-                                           resolve_dtype, strip_prompt_text)
+                                                  ModelLoadError,
+                                                  resolve_device,
+                                                  resolve_dtype,
+                                                  strip_prompt_text)
 import numpy as np
 import pytest
 import torch
 import transformers
+
+pytestmark = pytest.mark.unit
 
 PROMPT = 'question: what is happening? answer:'
 

@@ -1,6 +1,9 @@
 """Our own DDS traffic stays on this host with the switch each distro reads."""
 
 from camera_caption.tools.domain_lock import localhost_only
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def test_humble_gets_localhost_only_and_later_distros_the_range():

@@ -8,6 +8,8 @@ from camera_caption.parameters import NODE_PARAMETERS
 import pytest
 import yaml
 
+pytestmark = pytest.mark.unit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

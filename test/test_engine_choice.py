@@ -11,6 +11,8 @@ from camera_caption.nodes.ros_diagnostics import OK, WARN
 import pytest
 from ros_helpers import params
 
+pytestmark = pytest.mark.ros
+
 REASON = 'generation_config.num_beams = 3 needs generate()'
 
 
@@ -39,7 +41,8 @@ def captioner(context, model, **extra):
 def test_auto_fallback_shows_in_diagnostics(ros_context, beam_model_dir):
     node = captioner(ros_context, beam_model_dir)
     try:
-        assert node.engine.fast is None and node.fast_fallback == REASON
+        assert node.backend.engine.fast is None
+        assert node.backend.fallback == REASON
         level, message, values = node._diagnostics()
         assert (level, message) == (WARN, 'fast path unavailable: ' + REASON)
         assert values['engine'] == f'generate ({REASON})'

@@ -11,6 +11,8 @@ import pytest
 import rclpy
 from ros_helpers import CaptionListener, spinning
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

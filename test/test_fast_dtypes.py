@@ -6,13 +6,16 @@ dtype, as a user's checkpoint does: since transformers 4.51 a float16
 BLIP-2 keeps query_tokens and the Q-Former in float32.
 """
 
-from camera_caption.engine.caption_engine import CaptionEngine, strip_prompt_tokens
+from camera_caption.engine.caption_engine import (CaptionEngine,
+                                                  strip_prompt_tokens)
 from camera_caption.engine.fast_blip2 import cut_at_eos
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import numpy as np
 import pytest
 import torch
 import transformers
+
+pytestmark = pytest.mark.unit
 
 PROMPTS = ['', 'question: what is happening? answer:']
 # Teacher-forced logits vs generate()'s, relative to the largest |logit|

@@ -2,11 +2,13 @@
 
 from camera_caption.engine.caption_engine import CaptionEngine
 from camera_caption.engine.fast_blip2 import (fast_path_reason, FastBlip2Opt,
-                                       FramePreprocessor)
+                                              FramePreprocessor)
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import numpy as np
 import pytest
 import torch
+
+pytestmark = pytest.mark.unit
 
 PROMPTS = ['', 'question: what is happening? answer:']
 

@@ -1,12 +1,14 @@
 """Every catalogued input converts correctly or is refused, naming the field."""
 
 from camera_caption.frames.image_conversion import (compressed_to_rgb,
-                                             ImageConversionError,
-                                             raw_to_rgb)
+                                                    ImageConversionError,
+                                                    raw_to_rgb)
 from hypothesis import given, settings, strategies as st
 from input_catalogue import COMPRESSED_CASES, RAW_CASES
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def check(result_or_error, expected):

@@ -23,6 +23,8 @@ import rclpy
 from ros_helpers import CaptionListener, spinning, wait_until
 import yaml
 
+pytestmark = pytest.mark.slow
+
 RATE_HZ = 4.0       # the tiny model sustains it on a busy 2-core CPU
 WINDOW_S = 5.0      # measured after the subscription is reliable
 SIZES = [(640, 480), (1280, 720)]

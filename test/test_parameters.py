@@ -1,11 +1,12 @@
 """Parameter validation and the launch-argument mapping (no ROS needed)."""
 
-from camera_caption.launch_arguments import (LAUNCH_ARGUMENTS,
-                                             node_overrides, parse_bool)
-from camera_caption.parameters import (CAMERA_PARAMETERS,
-                                       CAPTIONER_PARAMETERS, find,
-                                       ParameterError, validate)
+from camera_caption.launch_arguments import (LAUNCH_ARGUMENTS, node_overrides,
+                                             parse_bool)
+from camera_caption.parameters import (CAMERA_PARAMETERS, CAPTIONER_PARAMETERS,
+                                       find, ParameterError, validate)
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def spec(name, specs=CAPTIONER_PARAMETERS):
@@ -66,9 +67,9 @@ def test_launch_arguments_map_to_node_parameters():
                                       'rate_hz': 2.0, 'max_new_tokens': 12}
     assert use_camera is False
     assert remap['captioner'] == [
-        '-r', 'image_raw:=/camera/color/image_raw',
-        '-r', 'image_raw/compressed:=/camera/color/image_raw/compressed',
-        '-r', 'camera_info:=/camera/color/camera_info']
+        ('image_raw', '/camera/color/image_raw'),
+        ('image_raw/compressed', '/camera/color/image_raw/compressed'),
+        ('camera_info', '/camera/color/camera_info')]
     assert remap['camera'] == remap['captioner']
 
 

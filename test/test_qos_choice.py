@@ -1,12 +1,15 @@
 """reliability: auto follows the publishers; the starvation WARN names QoS."""
 
-from camera_caption.parameters import CAPTIONER_PARAMETERS, find
-from camera_caption.pipeline.qos_choice import (choose_reliability, describe_offered,
-                                       ReliabilityChooser,
-                                       starvation_warning)
 from camera_caption.nodes.ros_parameters import image_qos, offered_reliability
+from camera_caption.parameters import CAPTIONER_PARAMETERS, find
+from camera_caption.pipeline.qos_choice import (choose_reliability,
+                                                describe_offered,
+                                                ReliabilityChooser,
+                                                starvation_warning)
 import pytest
 from rclpy.qos import ReliabilityPolicy
+
+pytestmark = pytest.mark.ros
 
 
 @pytest.mark.parametrize('setting,offered,expected', [

@@ -1,11 +1,13 @@
 """The start-up self-check accepts the fast path and rejects broken ones."""
 
 from camera_caption.engine.caption_engine import CaptionEngine, CHECK_PROMPT
-from camera_caption.engine.fast_blip2 import (compare_with_generate, CudaGraphs,
-                                       FastBlip2Opt)
+from camera_caption.engine.fast_blip2 import (compare_with_generate,
+                                              CudaGraphs, FastBlip2Opt)
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import pytest
 import torch
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope='module')

@@ -3,6 +3,9 @@
 import json
 
 from camera_caption.tools import transport_benchmark
+import pytest
+
+pytestmark = pytest.mark.slow
 
 
 def test_summarize_and_percentile():

@@ -133,8 +133,8 @@ class CaptionEngine:
         keeps ``generate()``.
         """
         from camera_caption.engine.fast_blip2 import (fast_path_reason,
-                                               FastBlip2Opt,
-                                               FramePreprocessor)
+                                                      FastBlip2Opt,
+                                                      FramePreprocessor)
         import torch
         reason = fast_path_reason(self.model)
         if reason:
@@ -196,7 +196,7 @@ class CaptionEngine:
         """
         import torch
         from camera_caption.engine.fast_blip2 import (compare_with_generate,
-                                               TOLERANCE)
+                                                      TOLERANCE)
         fast = self.fast
         max_new = int(max_new_tokens or self.max_new_tokens)
         sizes = batch_sizes or range(1, fast.max_batch + 1)
@@ -391,6 +391,14 @@ class CaptionEngine:
         import torch
         if self.device.startswith('cuda'):
             torch.cuda.empty_cache()
+
+    def close(self):
+        """Drop the model and its fast path; give GPU memory back."""
+        import gc
+        self.fast = self.preprocess = None
+        self.model = None
+        gc.collect()               # CUDA graphs and cache tensors go now
+        self.release_memory()
 
     def gpu_memory_mb(self):
         """GPU memory allocated by torch on our device (MiB), or None."""

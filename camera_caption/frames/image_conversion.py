@@ -10,9 +10,8 @@ Every rejected input raises :class:`ImageConversionError`, which names the
 offending field and value.
 """
 
-import numpy as np
-
 from camera_caption.parameters import CAMERA_ENCODINGS
+import numpy as np
 
 try:  # OpenCV is only needed for the YUV and Bayer encodings.
     import cv2
@@ -201,8 +200,6 @@ def compressed_to_rgb(fmt, data):
             'data', f'{buf.size} bytes',
             f'could not be decoded as {fmt or "an image"}')
     return image[..., ::-1]
-
-
 
 
 def bgr_to_encoding(image, encoding):

@@ -8,7 +8,7 @@ replaced before it is taken is counted as dropped, so no backlog can ever
 build up.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import threading
 import time
 
@@ -23,7 +23,6 @@ class Frame:
     stamp: float = 0.0         # header stamp, seconds
     frame_id: str = ''
     topic: str = ''
-    received: float = field(default_factory=time.monotonic)
 
 
 class Throttle:

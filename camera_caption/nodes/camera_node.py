@@ -21,15 +21,17 @@ import threading
 import time
 
 from camera_caption.frames.camera_info import load_calibration, uncalibrated
-from camera_caption.pipeline.caption_stats import RateWindow
-from camera_caption.frames.frame_sources import (classify, FrameError, open_source,
-                                          ReconnectingSource, SourceError)
+from camera_caption.frames.frame_sources import (classify, FrameError,
+                                                 open_source,
+                                                 ReconnectingSource,
+                                                 SourceError)
 from camera_caption.frames.image_conversion import bgr_to_encoding
-from camera_caption.pipeline.log_throttle import LogThrottle
 from camera_caption.nodes.node_runner import run_node
-from camera_caption.parameters import CAMERA_PARAMETERS
 from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.nodes.ros_parameters import declare_parameters, image_qos
+from camera_caption.parameters import CAMERA_PARAMETERS
+from camera_caption.pipeline.caption_stats import RateWindow
+from camera_caption.pipeline.log_throttle import LogThrottle
 import cv2
 from rclpy.duration import Duration
 from rclpy.node import Node

@@ -11,8 +11,8 @@ import json
 import sys
 
 from camera_caption.nodes.node_runner import run_node
-from camera_caption.parameters import CAPTION_LOGGER_PARAMETERS
 from camera_caption.nodes.ros_parameters import declare_parameters
+from camera_caption.parameters import CAPTION_LOGGER_PARAMETERS
 from camera_caption.pipeline.transcript import TranscriptWriter
 from rclpy.node import Node
 from std_msgs.msg import String

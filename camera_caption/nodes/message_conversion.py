@@ -9,7 +9,8 @@ supported encodings.
 """
 
 from camera_caption.frames.image_conversion import (ImageConversionError,
-                                             raw_to_rgb, SUPPORTED_ENCODINGS)
+                                                    raw_to_rgb,
+                                                    SUPPORTED_ENCODINGS)
 
 try:
     from cv_bridge import CvBridge, CvBridgeError
