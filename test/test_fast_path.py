@@ -1,8 +1,9 @@
 """The fast path's greedy tokens equal HF generate()'s, exactly (CPU, fp32)."""
 
 from camera_caption.engine.caption_engine import CaptionEngine
-from camera_caption.engine.fast_blip2 import (fast_path_reason, FastBlip2Opt,
-                                              FramePreprocessor)
+from camera_caption.engine.fast_blip2 import FastBlip2Opt
+from camera_caption.engine.fast_path_policy import fast_path_reason
+from camera_caption.engine.preprocess import FramePreprocessor
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import numpy as np
 import pytest

@@ -1,8 +1,8 @@
 """The start-up self-check accepts the fast path and rejects broken ones."""
 
 from camera_caption.engine.caption_engine import CaptionEngine, CHECK_PROMPT
-from camera_caption.engine.fast_blip2 import (compare_with_generate,
-                                              CudaGraphs, FastBlip2Opt)
+from camera_caption.engine.fast_blip2 import CudaGraphs, FastBlip2Opt
+from camera_caption.engine.self_check import compare_with_generate
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import pytest
 import torch
@@ -83,7 +83,7 @@ def test_rejects_a_frame_preprocessor_off_the_processor(engine):
 
 def test_a_failed_self_check_keeps_generate_and_says_why(varied_dir,
                                                          monkeypatch):
-    monkeypatch.setattr(FastBlip2Opt, '_layers', lambda self, h, *a, **k:
+    monkeypatch.setattr(FastBlip2Opt, '_decoder_hidden', lambda self, h, *a, **k:
                         h * 0)
     engine = CaptionEngine.load(varied_dir, device='cpu', max_new_tokens=8)
     reason = engine.enable_fast_path(max_batch=1)
@@ -97,7 +97,7 @@ def test_out_of_memory_while_building_keeps_generate(varied_dir,
     def no_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (test)')
 
-    monkeypatch.setattr('camera_caption.engine.fast_blip2._fuse', no_memory)
+    monkeypatch.setattr('camera_caption.engine.fast_blip2.fuse_linears', no_memory)
     engine = CaptionEngine.load(varied_dir, device='cpu', max_new_tokens=8)
     reason = engine.enable_fast_path(max_batch=1)
     assert reason == ('out of memory: warm-up failed: OutOfMemoryError: '

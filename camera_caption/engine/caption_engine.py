@@ -132,9 +132,9 @@ class CaptionEngine:
         wrong path goes live.  Any failure here (out of memory included)
         keeps ``generate()``.
         """
-        from camera_caption.engine.fast_blip2 import (fast_path_reason,
-                                                      FastBlip2Opt,
-                                                      FramePreprocessor)
+        from camera_caption.engine.fast_blip2 import FastBlip2Opt
+        from camera_caption.engine.fast_path_policy import fast_path_reason
+        from camera_caption.engine.preprocess import FramePreprocessor
         import torch
         reason = fast_path_reason(self.model)
         if reason:
@@ -191,11 +191,11 @@ class CaptionEngine:
         logits within the dtype's tolerance, and compares the free-running
         tokens (same tokens, length and EOS, unless they part at a near-tie
         of generate()'s logits); see
-        :func:`~camera_caption.engine.fast_blip2.compare_with_generate`.  Then
+        :func:`~camera_caption.engine.self_check.compare_with_generate`.  Then
         checks ``FramePreprocessor`` against the processor's pixels.
         """
         import torch
-        from camera_caption.engine.fast_blip2 import (compare_with_generate,
+        from camera_caption.engine.self_check import (compare_with_generate,
                                                       TOLERANCE)
         fast = self.fast
         max_new = int(max_new_tokens or self.max_new_tokens)

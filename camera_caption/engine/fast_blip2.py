@@ -16,106 +16,18 @@ step over the model's own weights:
   instead of hundreds of kernels issued from Python;
 * each sequence stops at its own EOS; decoding ends when all have.
 
-:func:`fast_path_reason` says why a model cannot take this path (other
-decoders, sampling, beam search, logits processors); callers then use
-``generate()``.  :class:`FramePreprocessor` turns uint8 frames into
-``pixel_values`` with torch on the model's device, as the BLIP image
-processor does (resize bicubic, rescale, normalise) without PIL.
+Which models may take this path is decided in
+:mod:`~camera_caption.engine.fast_path_policy`; the weight fusion lives in
+:mod:`~camera_caption.engine.opt_weights` and the frames' preprocessing in
+:mod:`~camera_caption.engine.preprocess`.
 """
 
 import contextlib
 
+from camera_caption.engine.fast_path_policy import eos_ids, fast_path_reason
+from camera_caption.engine.opt_weights import fuse_linears, opt_parts
 import torch
 import torch.nn.functional as F
-
-# generation_config fields that add logits processors or change the search.
-_NEUTRAL = {
-    'do_sample': (False, None), 'num_beams': (1, None),
-    'num_beam_groups': (1, None), 'repetition_penalty': (1.0, None),
-    'no_repeat_ngram_size': (0, None), 'min_length': (0, None),
-    'min_new_tokens': (0, None), 'bad_words_ids': (None, []),
-    'suppress_tokens': (None, []), 'begin_suppress_tokens': (None, []),
-    'forced_bos_token_id': (None,), 'forced_eos_token_id': (None,),
-    'sequence_bias': (None,), 'exponential_decay_length_penalty': (None,),
-    'guidance_scale': (None, 1.0), 'penalty_alpha': (None,),
-    'stop_strings': (None,), 'renormalize_logits': (False, None),
-}
-
-
-def fast_path_reason(model):
-    """Return '' if ``model`` can use the fast path, else why not."""
-    config = getattr(model, 'config', None)
-    if getattr(config, 'model_type', '') != 'blip-2':
-        return f'model type {getattr(config, "model_type", "?")!r} is not ' \
-            'blip-2'
-    if getattr(config.text_config, 'model_type', '') != 'opt':
-        return f'language model {config.text_config.model_type!r} is not OPT'
-    text = config.text_config
-    if getattr(text, 'activation_function', 'relu') != 'relu':
-        return f'activation {text.activation_function!r} is not relu'
-    for generation in _generation_configs(model):
-        for name, neutral in _NEUTRAL.items():
-            value = getattr(generation, name, None)
-            if value not in neutral:
-                return f'generation_config.{name} = {value!r} needs ' \
-                    'generate()'
-    return ''
-
-
-def _generation_configs(model):
-    """Return the generation configs, the language model's (used) first."""
-    configs = [getattr(getattr(model, 'language_model', None),
-                       'generation_config', None),
-               getattr(model, 'generation_config', None)]
-    return [c for c in configs if c is not None]
-
-
-def eos_ids(model):
-    """EOS token ids that end a sequence, as generate() uses them."""
-    configs = _generation_configs(model)
-    eos = getattr(configs[0], 'eos_token_id', None) if configs else None
-    if eos is None:
-        return []
-    return [int(e) for e in (eos if isinstance(eos, (list, tuple))
-                             else [eos])]
-
-
-def _opt_parts(model):
-    lm = model.language_model
-    decoder = lm.model.decoder if hasattr(lm, 'model') else lm.decoder
-    head = model.get_output_embeddings()
-    if head is None:
-        head = lm.get_output_embeddings()
-    return decoder, head
-
-
-def _fuse(linears):
-    """Fuse Linear layers into one weight/bias; the modules keep views."""
-    weight = torch.cat([lin.weight.data for lin in linears], dim=0)
-    bias = None
-    if linears[0].bias is not None:
-        bias = torch.cat([lin.bias.data for lin in linears], dim=0)
-    start = 0
-    for lin in linears:
-        rows = lin.weight.shape[0]
-        lin.weight.data = weight[start:start + rows]
-        if bias is not None:
-            lin.bias.data = bias[start:start + rows]
-        start += rows
-    return weight, bias
-
-
-def decoder_weight_bytes(model):
-    """Bytes of OPT weights one decode step reads (layers, norms, head)."""
-    decoder, head = _opt_parts(model)
-    seen, total = set(), 0
-    params = [p for name, p in decoder.named_parameters()
-              if not name.startswith(('embed_tokens', 'embed_positions'))]
-    for p in params + list(head.parameters()):
-        if p.data_ptr() not in seen:
-            seen.add(p.data_ptr())
-            total += p.numel() * p.element_size()
-    return total
 
 
 class CudaGraphs:
@@ -203,11 +115,11 @@ class FastBlip2Opt:
         if reason:
             raise ValueError(f'fast path unavailable: {reason}')
         self.model = model
-        self.decoder, self.head = _opt_parts(model)
+        self.decoder, self.lm_head = opt_parts(model)
         text = model.config.text_config
-        self.heads = text.num_attention_heads
+        self.num_heads = text.num_attention_heads
         self.hidden = text.hidden_size
-        self.head_dim = self.hidden // self.heads
+        self.head_dim = self.hidden // self.num_heads
         self.scaling = self.head_dim ** -0.5
         self.pre_norm = text.do_layer_norm_before
         self.queries = int(model.config.num_query_tokens)
@@ -228,7 +140,7 @@ class FastBlip2Opt:
         self.layers = []
         for layer in self.decoder.layers:
             attn = layer.self_attn
-            qkv_w, qkv_b = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
+            qkv_w, qkv_b = fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
             self.layers.append((layer, qkv_w, qkv_b))
         device = self.device
         self._eos = torch.tensor(self.eos or [-1], device=device)
@@ -247,7 +159,7 @@ class FastBlip2Opt:
         self.k_cache = self.v_cache = None
         if self.graphs is not None:
             self.graphs.reset()
-        shape = (len(self.layers), self.max_batch, self.heads, max_len,
+        shape = (len(self.layers), self.max_batch, self.num_heads, max_len,
                  self.head_dim)
         self.k_cache = torch.zeros(shape, device=self.device,
                                    dtype=self.dtype)
@@ -286,17 +198,17 @@ class FastBlip2Opt:
         b, t, _ = x.shape
         qkv = F.linear(x, qkv_w, qkv_b)
         q, k, v = qkv.split(self.hidden, dim=-1)
-        q = (q * self.scaling).view(b, t, self.heads, self.head_dim) \
+        q = (q * self.scaling).view(b, t, self.num_heads, self.head_dim) \
             .transpose(1, 2)
-        k = k.view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        v = v.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
         k_all, v_all = write_slice(li, k, v)
         out = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask,
                                              is_causal=causal, scale=1.0)
         out = out.transpose(1, 2).reshape(b, t, self.hidden)
         return layer.self_attn.out_proj(out)
 
-    def _layers(self, hidden, write_slice, mask, causal=False):
+    def _decoder_hidden(self, hidden, write_slice, mask, causal=False):
         """Run the decoder layers + final norm/projection: hidden states."""
         for li, (layer, _, _) in enumerate(self.layers):
             residual = hidden
@@ -357,8 +269,8 @@ class FastBlip2Opt:
             self.v_cache[li, :b, :, :length] = v
             return k, v
 
-        hidden = self._layers(hidden, write, None, causal=length > 1)
-        return self.head(hidden[:, -1])     # only the last position's
+        hidden = self._decoder_hidden(hidden, write, None, causal=length > 1)
+        return self.lm_head(hidden[:, -1])     # only the last position's
 
     def _step(self, tokens, position):
         """Logits of one decode step at ``position`` (a 0-d tensor)."""
@@ -379,7 +291,7 @@ class FastBlip2Opt:
             v_cache.index_copy_(2, index, v)
             return k_cache, v_cache
 
-        return self.head(self._layers(hidden, write, mask)[:, -1])
+        return self.lm_head(self._decoder_hidden(hidden, write, mask)[:, -1])
 
     def _record(self, b, logits, position):
         """Greedy token from ``logits`` for ``position``: keep and feed."""
@@ -528,109 +440,3 @@ def _cut_at_eos(row, eos, ignore_eos):
 def cut_at_eos(row, eos):
     """Tokens of ``row`` up to and including the first EOS."""
     return _cut_at_eos(list(row), eos, False)
-
-
-# Logit tolerance of the self-check, relative to the largest |logit| (at
-# least 1): kernels that sum in another order differ by about the dtype's
-# rounding, accumulated over the layers.
-TOLERANCE = {torch.float32: 1e-3, torch.float16: 3e-2,
-             torch.bfloat16: 8e-2}
-
-
-def compare_with_generate(reference, reference_logits, rows, forced_logits,
-                          eos, tolerance):
-    """
-    Judge the fast path against ``generate()`` on the same inputs.
-
-    ``reference`` (B, T) are generate()'s new tokens and
-    ``reference_logits`` (B, T, V) its logits; ``rows`` are the fast path's
-    free-running tokens (cut at EOS) and ``forced_logits`` its logits with
-    generate()'s tokens fed step by step.  Returns '' when, for every
-    sequence, the teacher-forced logits agree within ``tolerance`` x the
-    largest |logit| up to generate()'s EOS, and the free-running tokens are
-    the same, of the same length and with the same EOS, unless they part
-    at a near-tie of generate()'s logits (then later tokens may differ).
-    Otherwise, what is wrong.
-    """
-    reference_logits = reference_logits.float()
-    forced_logits = forced_logits.float()
-    scale = max(1.0, float(reference_logits.abs().max()))
-    tol = tolerance * scale
-    for r, ref_row in enumerate(reference):
-        ref = cut_at_eos(ref_row.tolist() if hasattr(ref_row, 'tolist')
-                         else ref_row, eos)
-        n = len(ref)
-        if forced_logits.shape[1] < n:
-            return (f'sequence {r}: {forced_logits.shape[1]} teacher-forced '
-                    f'steps for {n} tokens')
-        diff = (forced_logits[r, :n] - reference_logits[r, :n]).abs()
-        worst = diff.amax(dim=-1)
-        step = int(worst.argmax())
-        if float(worst[step]) > tol:
-            return (f'sequence {r}: logits differ by {float(worst[step]):.3g}'
-                    f' at step {step} (tolerance {tol:.3g})')
-        ours = list(rows[r])
-        if ours == ref:
-            continue
-        i = next((k for k, (a, c) in enumerate(zip(ours, ref)) if a != c),
-                 min(len(ours), n))
-        if i >= len(ours):
-            return (f'sequence {r}: stopped after {len(ours)} of {n} tokens '
-                    f'(generate(): {ref}, fast: {ours})')
-        if i >= n:
-            return (f'sequence {r}: {len(ours)} tokens where generate() '
-                    f'ended after {n} (generate(): {ref}, fast: {ours})')
-        margin = float(reference_logits[r, i, ref[i]]
-                       - reference_logits[r, i, ours[i]])
-        if margin > 2 * tol:
-            return (f'sequence {r}: token {i} is {ours[i]}, generate() has '
-                    f'{ref[i]} by a margin of {margin:.3g} (near-tie limit '
-                    f'{2 * tol:.3g})')
-    return ''
-
-
-class FramePreprocessor:
-    """uint8 RGB frames -> normalised pixel_values, on the model's device."""
-
-    def __init__(self, image_processor, device, dtype):
-        size = getattr(image_processor, 'size', None) or {}
-        self.height = size.get('height') or size.get('shortest_edge')
-        self.width = size.get('width') or size.get('shortest_edge')
-        self.rescale = float(getattr(image_processor, 'rescale_factor',
-                                     1 / 255))
-        mean = getattr(image_processor, 'image_mean', (0.5, 0.5, 0.5))
-        std = getattr(image_processor, 'image_std', (0.5, 0.5, 0.5))
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
-        self.device, self.dtype = device, dtype
-
-    @staticmethod
-    def supports(image_processor):
-        """Whether the processor does plain resize/rescale/normalise."""
-        size = getattr(image_processor, 'size', None) or {}
-        return bool(size.get('height') and size.get('width')) and \
-            getattr(image_processor, 'do_resize', True) and \
-            getattr(image_processor, 'do_rescale', True) and \
-            getattr(image_processor, 'do_normalize', True) and \
-            int(getattr(image_processor, 'resample', 3)) == 3
-
-    def __call__(self, frames):
-        """Return (B, 3, H, W) pixel_values for H x W x 3 uint8 frames."""
-        batch = []
-        for frame in frames:
-            flip = frame.strides[-1] < 0      # a BGR buffer seen as RGB
-            if flip:
-                frame = frame[..., ::-1]
-            tensor = torch.from_numpy(frame).to(self.device,
-                                                non_blocking=True)
-            if flip:
-                tensor = tensor.flip(-1)
-            tensor = tensor.permute(2, 0, 1).unsqueeze(0).float()
-            if tensor.shape[-2:] != (self.height, self.width):
-                tensor = F.interpolate(tensor, size=(self.height, self.width),
-                                       mode='bicubic', antialias=True,
-                                       align_corners=False)
-            batch.append(tensor)
-        pixels = torch.cat(batch).round_().clamp_(0, 255)
-        pixels = (pixels * self.rescale - self.mean) / self.std
-        return pixels.to(self.dtype)

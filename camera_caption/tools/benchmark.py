@@ -163,9 +163,9 @@ def run(args):
     """Measure every batch size; return a list of result dicts."""
     from camera_caption.engine.caption_engine import (resolve_device,
                                                       resolve_dtype)
-    from camera_caption.engine.fast_blip2 import (decoder_weight_bytes,
-                                                  fast_path_reason,
-                                                  FastBlip2Opt)
+    from camera_caption.engine.fast_blip2 import FastBlip2Opt
+    from camera_caption.engine.fast_path_policy import fast_path_reason
+    from camera_caption.engine.opt_weights import decoder_weight_bytes
     device = torch.device(resolve_device(args.device))
     dtype = resolve_dtype(args.dtype, device.type)
     model, source, build_s = build_model(args, device, dtype)
