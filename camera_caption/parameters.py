@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from camera_caption.engine.backend import BACKENDS
 from camera_caption.engine.caption_engine import DEFAULT_MODEL, DTYPES
+from camera_caption.pipeline.transcript import FORMATS as TRANSCRIPT_FORMATS
 
 # What the camera publishes (the captioner reads many more, see frames).
 CAMERA_ENCODINGS = ('rgb8', 'bgr8')
@@ -190,7 +191,6 @@ CAPTIONER_PARAMETERS = (
           'image_raw/compressed.', choices=('raw', 'compressed')),
 )
 
-TRANSCRIPT_FORMATS = ('jsonl', 'srt', 'vtt')
 
 CAPTION_LOGGER_PARAMETERS = (
     Param('transcript_path', '', 'Also write captions to this file '
@@ -245,18 +245,6 @@ def caption_topics(image_topics):
                 'each camera its own namespace')
         mapping[topic] = caption
     return mapping
-
-
-def validate(specs, values):
-    """
-    Return ``{name: coerced value}`` for ``values``; raise on the first bad.
-
-    Names not in ``specs`` keep their value; missing names get defaults.
-    """
-    out = dict(values)
-    for spec in specs:
-        out[spec.name] = spec.coerce(values.get(spec.name, spec.default))
-    return out
 
 
 def find(specs, name):

@@ -18,8 +18,6 @@ def test_benchmark_on_random_tiny_weights(tmp_path, capsys):
     for r in results:
         assert r['token_agreement'] == 1.0 and r['tokens_equal']
         assert r['hf_ms_per_caption'] > 0 and r['fast_ms_per_caption'] > 0
-        assert r['speedup'] == pytest.approx(
-            r['hf_ms_per_caption'] / r['fast_ms_per_caption'])
         assert r['new_tokens'] == 6 and r['cuda_graph'] is False
         assert r['engine'] == 'fast' and r['decoder_weight_bytes'] > 0
         assert r['fast_encode_ms'] > 0

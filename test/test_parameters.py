@@ -3,7 +3,7 @@
 from camera_caption.launch_arguments import (LAUNCH_ARGUMENTS, node_overrides,
                                              parse_bool)
 from camera_caption.parameters import (CAMERA_PARAMETERS, CAPTIONER_PARAMETERS,
-                                       find, ParameterError, validate)
+                                       find, ParameterError)
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -49,12 +49,6 @@ def test_camera_source_accepts_integer_index_and_bool_strings():
     assert find(CAMERA_PARAMETERS, 'loop').coerce('false') is False
     with pytest.raises(ParameterError, match="'fps'"):
         find(CAMERA_PARAMETERS, 'fps').coerce(-5)
-
-
-def test_validate_fills_defaults():
-    values = validate(CAPTIONER_PARAMETERS, {'rate_hz': 3})
-    assert values['rate_hz'] == 3.0
-    assert values['model'] == 'Salesforce/blip2-opt-2.7b'
 
 
 def test_launch_arguments_map_to_node_parameters():

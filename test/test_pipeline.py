@@ -58,7 +58,6 @@ def test_camera_to_caption_at_the_throttled_rate(ros_context,
         assert captioner.last_latency < 1.0, captioner.last_latency
         assert camera.published > 100
     assert logger.count >= captions.count_between(0, end) - 2
-    assert all(isinstance(text, str) for _, text in captions.items)
 
 
 def test_own_driver_reliable_topic_and_bad_frames(ros_context,

@@ -21,7 +21,6 @@ DTYPES = {
     'float32': 'float32', 'fp32': 'float32', 'float': 'float32',
 }
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
-ENGINE_CHOICES = ('auto', 'fast', 'generate')
 # The self-check's non-empty prompt (when the node's prompt is empty).
 CHECK_PROMPT = 'a picture of'
 # FramePreprocessor against the processor's pixel_values (normalised

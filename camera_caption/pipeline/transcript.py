@@ -9,6 +9,8 @@ first caption's stamp (or ``origin``), each shown for ``duration`` seconds.
 import json
 import os
 
+FORMATS = ('jsonl', 'srt', 'vtt')
+
 
 def _clock(seconds, separator):
     millis = int(round(max(0.0, seconds) * 1000))
@@ -22,7 +24,7 @@ class TranscriptWriter:
     """Append captions to ``path`` in ``fmt`` (jsonl, srt or vtt)."""
 
     def __init__(self, path, fmt='jsonl', duration=3.0, origin=None):
-        if fmt not in ('jsonl', 'srt', 'vtt'):
+        if fmt not in FORMATS:
             raise ValueError(f"transcript_format '{fmt}' is not one of "
                              'jsonl, srt, vtt')
         self.path = path

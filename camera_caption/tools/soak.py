@@ -6,8 +6,9 @@ logger, one process) for ``--duration`` seconds at a high caption rate,
 samples its resident memory (and the GPU memory it holds, when
 nvidia-smi is there) every ``--interval`` seconds, and prints the
 start/end/max figures.  Without ``--model`` it builds the tiny offline
-BLIP-2 first.  Exits 1 when memory grew by more than ``--max-growth-mb``
-between the first and the last minute (after ``--warmup`` seconds).
+BLIP-2 first.  Exits 1 when memory grew by more than ``--max-growth-mb``:
+the mean of the last quarter of the samples after ``--warmup`` seconds
+(at most 12 samples) against the mean of the first quarter.
 
     python -m camera_caption.tools.soak --duration 1800 --rate-hz 20
 """
