@@ -135,13 +135,17 @@ def test_video_file_end_without_loop_stops_cleanly(ros_context, tmp_path,
     assert logged('after 6 frames (loop is false): publishing stopped')
 
 
-def test_image_folder_source_publishes_each_image(ros_context, tmp_path):
+def folder_camera(context, folder, **extra):
+    """Write 0.png, 1.png, 2.png (grey 0, 50, 100); play them as bgr8."""
     for i in range(3):
-        cv2.imwrite(str(tmp_path / f'{i}.png'),
+        cv2.imwrite(str(folder / f'{i}.png'),
                     np.full((10, 12, 3), 50 * i, np.uint8))
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
-        source=str(tmp_path), fps=20.0, loop=False, width=0, height=0,
-        encoding='bgr8'))
+    return CameraNode(context=context, parameter_overrides=params(
+        source=str(folder), width=0, height=0, encoding='bgr8', **extra))
+
+
+def test_image_folder_source_publishes_each_image(ros_context, tmp_path):
+    camera = folder_camera(ros_context, tmp_path, fps=20.0, loop=False)
     probe = rclpy.create_node('probe', context=ros_context)
     images = Counter(probe, Image, '/image_raw')
     with spinning(ros_context, camera, probe):
@@ -231,13 +235,8 @@ def test_bad_calibration_file_is_a_clear_start_error(ros_context, tmp_path):
 
 def test_a_corrupt_image_in_a_folder_is_skipped_and_the_rest_published(
         ros_context, tmp_path, capfd):
-    for i in range(3):
-        cv2.imwrite(str(tmp_path / f'{i}.png'),
-                    np.full((10, 12, 3), 50 * i, np.uint8))
     (tmp_path / '1b.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
-        source=str(tmp_path), fps=50.0, loop=True, width=0, height=0,
-        encoding='bgr8'))
+    camera = folder_camera(ros_context, tmp_path, fps=50.0, loop=True)
     probe = rclpy.create_node('probe', context=ros_context)
     images = Counter(probe, Image, '/image_raw')
     with spinning(ros_context, camera, probe):
