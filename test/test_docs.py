@@ -108,6 +108,10 @@ def test_readme_param_set_lines_parse_as_the_ros2_cli_parses_them():
         assert spec.coerce(value) is not None, words
         if name == 'prompt':
             assert value == 'Question: is anyone at the door? Answer:'
+        if name == 'watch':
+            assert spec.coerce(value) in (('door|person',),
+                                          ('door', '\\bdogs?\\b'))
+    assert ['door|person'] in [w[5:] for w in commands if w[4] == 'watch']
 
 
 def test_readme_launch_and_run_sh_lines_use_only_real_arguments():

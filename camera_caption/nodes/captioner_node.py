@@ -25,6 +25,7 @@ the choice changes.
 
 import json
 import sys
+import time
 
 from camera_caption.engine.backend import open_backend
 from camera_caption.frames.image_conversion import (compressed_to_rgb,
@@ -38,6 +39,7 @@ from camera_caption.nodes.ros_parameters import (declare_parameters, image_qos,
                                                  watch_parameters)
 from camera_caption.parameters import (caption_topics, CAPTIONER_PARAMETERS,
                                        image_topic_list)
+from camera_caption.pipeline.caption_events import EventMatcher
 from camera_caption.pipeline.caption_stats import CaptionerFigures
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.log_throttle import LogThrottle
@@ -82,6 +84,7 @@ class CaptionerNode(LifecycleNode):
         self.topics = caption_topics(image_topic_list(p['image_topics']))
         self._log_throttle = LogThrottle(5.0)
         self.figures = CaptionerFigures(self.topics)
+        self.events = EventMatcher(p['watch'], p['event_holdoff_s'])
         self.configure_error = None
         self.lifecycle_state = 'unconfigured'
         watch_parameters(self, CAPTIONER_PARAMETERS, p, self._on_params)
@@ -115,9 +118,11 @@ class CaptionerNode(LifecycleNode):
                           f'configure failed: {type(exc).__name__}: {exc}')
             return FAILURE
         for topic, caption_topic in self.topics.items():
-            self.publishers_by_topic[topic] = (
-                self.create_publisher(String, caption_topic, 10),
-                self.create_publisher(String, caption_topic + '_info', 10))
+            self.publishers_by_topic[topic] = {
+                name: self.create_publisher(String, caption_topic + suffix,
+                                            10)
+                for name, suffix in (('caption', ''), ('info', '_info'),
+                                     ('event', '_event'))}
         log.info(f'model ready: {self.backend.describe()}')
         self.lifecycle_state = 'inactive'
         return SUCCESS
@@ -140,7 +145,7 @@ class CaptionerNode(LifecycleNode):
         self.worker.start()
         routes = ', '.join(
             f'{self.subscriptions_by_topic[t].topic_name} -> '
-            f'{self.publishers_by_topic[t][0].topic_name}'
+            f'{self.publishers_by_topic[t]["caption"].topic_name}'
             for t in self.topics)
         self.get_logger().info(
             f'captioning {routes} at <= {self.settings.rate_hz:g} Hz')
@@ -181,8 +186,8 @@ class CaptionerNode(LifecycleNode):
         self.choosers.clear()
 
     def _release(self):
-        for pair in self.publishers_by_topic.values():
-            for publisher in pair:
+        for publishers in self.publishers_by_topic.values():
+            for publisher in publishers.values():
                 self.destroy_publisher(publisher)
         self.publishers_by_topic.clear()
         backend, self.backend = self.backend, None
@@ -264,18 +269,29 @@ class CaptionerNode(LifecycleNode):
         publishers = self.publishers_by_topic.get(frame.topic)
         if publishers is None or not self.context.ok():
             return
-        publisher, info_publisher = publishers
-        publisher.publish(String(data=result.text))
+        publishers['caption'].publish(String(data=result.text))
         now = self.get_clock().now().nanoseconds * 1e-9
         latency = now - frame.stamp        # from the image's header stamp
         self.figures.caption_out(latency, result.inference_seconds)
-        subscription = self.subscriptions_by_topic.get(frame.topic)
-        info_publisher.publish(String(data=json.dumps({
+        camera = self._camera_name(frame.topic)
+        publishers['info'].publish(String(data=json.dumps({
             'stamp': frame.stamp, 'frame_id': frame.frame_id,
-            'image_topic': subscription.topic_name if subscription else
-            frame.topic, 'caption': result.text,
+            'image_topic': camera, 'caption': result.text,
             'inference_s': round(result.inference_seconds, 4),
             'latency_s': round(latency, 4)}, ensure_ascii=False)))
+        for pattern in self.events.match(frame.topic, result.text,
+                                         time.monotonic()):
+            publishers['event'].publish(String(data=json.dumps({
+                'pattern': pattern, 'caption': result.text,
+                'camera': camera, 'stamp': frame.stamp},
+                ensure_ascii=False)))
+            self.get_logger().info(
+                f'caption_event {pattern!r} on {camera}: {result.text}')
+
+    def _camera_name(self, topic):
+        """Full name of a camera's image topic (as subscribed)."""
+        subscription = self.subscriptions_by_topic.get(topic)
+        return subscription.topic_name if subscription else topic
 
     @property
     def published(self):
@@ -305,6 +321,9 @@ class CaptionerNode(LifecycleNode):
             self.settings = CaptionSettings.from_values(self.params)
             if self.worker is not None:
                 self.worker.update(self.settings)
+        if set(updates) & {'watch', 'event_holdoff_s'}:
+            self.events.update(self.params['watch'],
+                               self.params['event_holdoff_s'])
 
     def _on_enable(self, request, response):
         self.set_parameters([Parameter('enable', value=request.data)])
@@ -328,6 +347,9 @@ class CaptionerNode(LifecycleNode):
             self.worker.stats(), self.backend.stats(),
             self.backend.problem(), routes)
         values['lifecycle_state'] = self.lifecycle_state
+        values['events_total'] = self.events.events
+        values['events_held_off'] = self.events.held_off
+        values['watch'] = ','.join(self.events.patterns)
         return (WARN, warning, values) if warning else (OK, summary, values)
 
     def _warn(self, key, message):
