@@ -213,6 +213,9 @@ CAPTIONER_PARAMETERS = (
                'insensitive), comma-separated, or a list in the params '
                'file; a caption that newly matches one is published once '
                'on caption_event.', live=True),
+    Param('question_queue_size', 10, 'Questions (on the question topic) '
+          'that may wait to be answered; one more is refused with a log '
+          'line.', minimum=1, maximum=1000),
     Param('event_holdoff_s', 30.0, 'Seconds after a caption_event before '
           'the same pattern may fire again for the same camera.',
           minimum=0.0, maximum=86400.0, live=True),

@@ -89,6 +89,16 @@ class LatestFrames:
             items, self._items = self._items, {}
             return {} if self._closed else items
 
+    def waiting(self):
+        """Return whether any item waits to be taken."""
+        with self._cond:
+            return bool(self._items)
+
+    def peek_all(self):
+        """Return ``{key: newest item}`` without taking anything."""
+        with self._cond:
+            return dict(self._items)
+
     def clear(self):
         """Drop everything held (counted as dropped)."""
         with self._cond:

@@ -44,6 +44,7 @@ from camera_caption.pipeline.caption_stats import CaptionerFigures
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.log_throttle import LogThrottle
 from camera_caption.pipeline.qos_choice import BEST_EFFORT, ReliabilityChooser
+from camera_caption.pipeline.question_queue import QuestionQueue
 from camera_caption.pipeline.settings import CaptionSettings
 try:
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -72,6 +73,7 @@ class CaptionerNode(LifecycleNode):
         """
         # Set first: destroy_node() also runs when __init__ failed.
         self.worker = self.backend = self.graph_timer = None
+        self.question_subscription = None
         self._given_backend = backend
         self.publishers_by_topic = {}
         self.subscriptions_by_topic = {}
@@ -85,6 +87,7 @@ class CaptionerNode(LifecycleNode):
         self._log_throttle = LogThrottle(5.0)
         self.figures = CaptionerFigures(self.topics)
         self.events = EventMatcher(p['watch'], p['event_holdoff_s'])
+        self.questions = QuestionQueue(p['question_queue_size'])
         self.configure_error = None
         self.lifecycle_state = 'unconfigured'
         watch_parameters(self, CAPTIONER_PARAMETERS, p, self._on_params)
@@ -123,6 +126,11 @@ class CaptionerNode(LifecycleNode):
                                             10)
                 for name, suffix in (('caption', ''), ('info', '_info'),
                                      ('event', '_event'))}
+            answer_topic = caption_topic[:-len('caption')] + 'answer'
+            self.publishers_by_topic[topic].update(
+                answer=self.create_publisher(String, answer_topic, 10),
+                answer_info=self.create_publisher(
+                    String, answer_topic + '_info', 10))
         log.info(f'model ready: {self.backend.describe()}')
         self.lifecycle_state = 'inactive'
         return SUCCESS
@@ -141,8 +149,12 @@ class CaptionerNode(LifecycleNode):
         self._follow_publishers()
         self.graph_timer = self.create_timer(1.0, self._follow_publishers)
         self.worker = CaptionWorker(self.backend.caption, self._publish,
-                                    self._caption_failed, self.settings)
+                                    self._caption_failed, self.settings,
+                                    questions=self.questions,
+                                    on_answer=self._publish_answer)
         self.worker.start()
+        self.question_subscription = self.create_subscription(
+            String, 'question', self._on_question, 10)
         routes = ', '.join(
             f'{self.subscriptions_by_topic[t].topic_name} -> '
             f'{self.publishers_by_topic[t]["caption"].topic_name}'
@@ -179,6 +191,9 @@ class CaptionerNode(LifecycleNode):
         if self.graph_timer is not None:
             self.destroy_timer(self.graph_timer)
             self.graph_timer = None
+        if self.question_subscription is not None:
+            self.destroy_subscription(self.question_subscription)
+            self.question_subscription = None
         for sub in self.subscriptions_by_topic.values():
             self.destroy_subscription(sub)
         self.subscriptions_by_topic.clear()
@@ -293,6 +308,34 @@ class CaptionerNode(LifecycleNode):
         subscription = self.subscriptions_by_topic.get(topic)
         return subscription.topic_name if subscription else topic
 
+    # -- questions -----------------------------------------------------
+
+    def _on_question(self, msg):
+        text = msg.data.strip()
+        if not text:
+            self._warn('question', f"question ignored: field 'data' = "
+                       f'{msg.data!r} is empty')
+            return
+        if self.questions.put(text) is None:
+            self._warn('question_overflow', 'question dropped: '
+                       f'{self.questions.size} already waiting '
+                       f'(question_queue_size): {text!r}')
+
+    def _publish_answer(self, result):
+        frame, question = result.frame, result.question
+        publishers = self.publishers_by_topic.get(frame.topic)
+        if publishers is None or not self.context.ok():
+            return
+        publishers['answer'].publish(String(data=result.text))
+        publishers['answer_info'].publish(String(data=json.dumps({
+            'question': question.text, 'answer': result.text,
+            'camera': self._camera_name(frame.topic),
+            'stamp': frame.stamp, 'frame_id': frame.frame_id,
+            'question_number': question.number,
+            'inference_s': round(result.inference_seconds, 4),
+            'latency_s': round(time.monotonic() - question.received, 4)},
+            ensure_ascii=False)))
+
     @property
     def published(self):
         """Captions published so far."""
@@ -347,6 +390,10 @@ class CaptionerNode(LifecycleNode):
             self.worker.stats(), self.backend.stats(),
             self.backend.problem(), routes)
         values['lifecycle_state'] = self.lifecycle_state
+        values['questions_total'] = self.questions.asked
+        values['questions_dropped'] = self.questions.dropped
+        values['questions_answered'] = self.worker.answers
+        values['questions_waiting'] = len(self.questions)
         values['events_total'] = self.events.events
         values['events_held_off'] = self.events.held_off
         values['watch'] = ','.join(self.events.patterns)
