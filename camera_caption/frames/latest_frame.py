@@ -23,6 +23,7 @@ class Frame:
     stamp: float = 0.0         # header stamp, seconds
     frame_id: str = ''
     topic: str = ''
+    header: object = None      # the message header, for outputs echoing it
 
 
 class Throttle:

@@ -28,6 +28,7 @@ import sys
 import time
 
 from camera_caption.engine.backend import open_backend
+from camera_caption.frames.caption_overlay import CaptionOverlay
 from camera_caption.frames.image_conversion import (compressed_to_rgb,
                                                     ImageConversionError)
 from camera_caption.frames.latest_frame import Frame
@@ -46,6 +47,7 @@ from camera_caption.pipeline.log_throttle import LogThrottle
 from camera_caption.pipeline.qos_choice import BEST_EFFORT, ReliabilityChooser
 from camera_caption.pipeline.question_queue import QuestionQueue
 from camera_caption.pipeline.settings import CaptionSettings
+import cv2
 try:
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
@@ -88,6 +90,7 @@ class CaptionerNode(LifecycleNode):
         self.figures = CaptionerFigures(self.topics)
         self.events = EventMatcher(p['watch'], p['event_holdoff_s'])
         self.questions = QuestionQueue(p['question_queue_size'])
+        self.overlay = CaptionOverlay(self.get_logger().warning)
         self.configure_error = None
         self.lifecycle_state = 'unconfigured'
         watch_parameters(self, CAPTIONER_PARAMETERS, p, self._on_params)
@@ -126,6 +129,12 @@ class CaptionerNode(LifecycleNode):
                                             10)
                 for name, suffix in (('caption', ''), ('info', '_info'),
                                      ('event', '_event'))}
+            # Depth 1: a viewer wants the newest picture, not a backlog.
+            self.publishers_by_topic[topic].update(
+                image=self.create_publisher(Image, caption_topic + '_image',
+                                            1),
+                image_compressed=self.create_publisher(
+                    CompressedImage, caption_topic + '_image/compressed', 1))
             answer_topic = caption_topic[:-len('caption')] + 'answer'
             self.publishers_by_topic[topic].update(
                 answer=self.create_publisher(String, answer_topic, 10),
@@ -271,7 +280,7 @@ class CaptionerNode(LifecycleNode):
             return                        # deactivated meanwhile
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self.figures.frame_in(topic)
-        worker.submit(Frame(image, stamp, header.frame_id, topic))
+        worker.submit(Frame(image, stamp, header.frame_id, topic, header))
 
     def _skip(self, exc):
         self.figures.frame_skipped()
@@ -294,6 +303,7 @@ class CaptionerNode(LifecycleNode):
             'image_topic': camera, 'caption': result.text,
             'inference_s': round(result.inference_seconds, 4),
             'latency_s': round(latency, 4)}, ensure_ascii=False)))
+        self._publish_overlay(publishers, frame, result.text)
         for pattern in self.events.match(frame.topic, result.text,
                                          time.monotonic()):
             publishers['event'].publish(String(data=json.dumps({
@@ -302,6 +312,26 @@ class CaptionerNode(LifecycleNode):
                 ensure_ascii=False)))
             self.get_logger().info(
                 f'caption_event {pattern!r} on {camera}: {result.text}')
+
+    def _publish_overlay(self, publishers, frame, text):
+        """caption_image(/compressed), drawn only while someone listens."""
+        raw = publishers['image'].get_subscription_count() > 0
+        jpeg = publishers['image_compressed'].get_subscription_count() > 0
+        if not (raw or jpeg) or frame.header is None:
+            return
+        drawn = self.overlay.render(frame.image, text)
+        if raw:
+            height, width = drawn.shape[:2]
+            publishers['image'].publish(Image(
+                header=frame.header, height=height, width=width,
+                encoding='rgb8', step=width * 3, data=drawn.tobytes()))
+        if jpeg:
+            ok, data = cv2.imencode('.jpg', drawn[:, :, ::-1],
+                                    [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                publishers['image_compressed'].publish(CompressedImage(
+                    header=frame.header, format='rgb8; jpeg compressed bgr8',
+                    data=data.tobytes()))
 
     def _camera_name(self, topic):
         """Full name of a camera's image topic (as subscribed)."""
