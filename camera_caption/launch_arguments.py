@@ -47,6 +47,11 @@ LAUNCH_ARGUMENTS = (
     LaunchArgument('autostart', '', 'load the model and caption at start '
                    '(false: wait for ros2 lifecycle set /captioner '
                    'configure)', 'captioner'),
+    LaunchArgument('watch', '', 'words or regular expressions, comma-'
+                   'separated, that raise caption_event (e.g. '
+                   '"door,person")', 'captioner'),
+    LaunchArgument('event_holdoff_s', '', 'seconds before the same '
+                   'watched pattern fires again for a camera', 'captioner'),
     LaunchArgument('use_camera', 'true', 'start the camera node (false: '
                    'caption image_topic from your own driver)'),
     LaunchArgument('image_topic', 'image_raw', 'image topic the camera '
@@ -93,7 +98,8 @@ def node_overrides(values):
             continue
         spec = find(NODE_PARAMETERS[arg.node], arg.name)
         raw = str(text) if spec.kind is str else _typed(str(text))
-        overrides[arg.node][arg.name] = spec.coerce(raw)
+        value = spec.coerce(raw)            # validated here, typed as given
+        overrides[arg.node][arg.name] = raw if spec.kind is str else value
     use_camera = parse_bool('use_camera', values.get('use_camera', 'true'))
     topic = str(values.get('image_topic') or 'image_raw')
     parent = topic.rpartition('/')[0]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from camera_caption.engine.backend import BACKENDS
 from camera_caption.engine.caption_engine import DEFAULT_MODEL, DTYPES
+from camera_caption.pipeline.caption_events import (compile_patterns,
+                                                    split_watch)
 from camera_caption.pipeline.transcript import FORMATS as TRANSCRIPT_FORMATS
 
 # What the camera publishes (the captioner reads many more, see frames).
@@ -96,6 +98,24 @@ class PositiveParam(Param):
         if out <= 0:
             raise self.error(value, 'must be > 0')
         return out
+
+
+class WatchParam(Param):
+    """
+    Patterns to watch for: comma-separated in a string, or a string list.
+
+    :meth:`coerce` returns the patterns as a tuple, each one compiled once
+    to refuse a bad regular expression with the reason.
+    """
+
+    def coerce(self, value):
+        """Return the tuple of patterns, or raise naming the bad one."""
+        try:
+            patterns = split_watch(value)
+            compile_patterns(patterns)
+        except ValueError as exc:
+            raise self.error(value, str(exc)) from None
+        return patterns
 
 
 CAMERA_PARAMETERS = (
@@ -189,6 +209,16 @@ CAPTIONER_PARAMETERS = (
     Param('image_transport', 'raw', "'raw': sensor_msgs/Image on "
           "image_raw; 'compressed': sensor_msgs/CompressedImage on "
           'image_raw/compressed.', choices=('raw', 'compressed')),
+    WatchParam('watch', '', 'Words or regular expressions (case-'
+               'insensitive), comma-separated, or a list in the params '
+               'file; a caption that newly matches one is published once '
+               'on caption_event.', live=True),
+    Param('question_queue_size', 10, 'Questions (on the question topic) '
+          'that may wait to be answered; one more is refused with a log '
+          'line.', minimum=1, maximum=1000),
+    Param('event_holdoff_s', 30.0, 'Seconds after a caption_event before '
+          'the same pattern may fire again for the same camera.',
+          minimum=0.0, maximum=86400.0, live=True),
 )
 
 

@@ -108,6 +108,10 @@ def test_readme_param_set_lines_parse_as_the_ros2_cli_parses_them():
         assert spec.coerce(value) is not None, words
         if name == 'prompt':
             assert value == 'Question: is anyone at the door? Answer:'
+        if name == 'watch':
+            assert spec.coerce(value) in (('door|person',),
+                                          ('door', '\\bdogs?\\b'))
+    assert ['door|person'] in [w[5:] for w in commands if w[4] == 'watch']
 
 
 def test_readme_launch_and_run_sh_lines_use_only_real_arguments():
@@ -126,3 +130,23 @@ def test_readme_launch_and_run_sh_lines_use_only_real_arguments():
     for words in scripts:
         options = [w[2:] for w in words[2:] if w.startswith('--')]
         assert options and set(options) <= names | {'help'}, words
+
+
+def test_readme_topic_pub_question_parses_as_ros2_topic_pub_parses_it():
+    # ros2 topic pub reads the message with yaml.safe_load and sets the
+    # fields from the dict (rosidl_runtime_py.set_message_fields).
+    from std_msgs.msg import String
+    commands = [w for w in readme_commands('ros2 topic pub ')
+                if '/question' in w]
+    assert commands
+    for words in commands:
+        assert words[2:6] == ['pub', '--once', '/question',
+                              'std_msgs/msg/String']
+        values = yaml.safe_load(words[6])
+        try:
+            from rosidl_runtime_py.set_message import set_message_fields
+            msg = String()
+            set_message_fields(msg, values)
+        except ImportError:                # not in the PyPI wheels
+            msg = String(**values)
+        assert msg.data == 'is the door open?'

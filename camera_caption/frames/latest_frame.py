@@ -23,6 +23,7 @@ class Frame:
     stamp: float = 0.0         # header stamp, seconds
     frame_id: str = ''
     topic: str = ''
+    header: object = None      # the message header, for outputs echoing it
 
 
 class Throttle:
@@ -88,6 +89,16 @@ class LatestFrames:
                 self._cond.wait(timeout)
             items, self._items = self._items, {}
             return {} if self._closed else items
+
+    def waiting(self):
+        """Return whether any item waits to be taken."""
+        with self._cond:
+            return bool(self._items)
+
+    def peek_all(self):
+        """Return ``{key: newest item}`` without taking anything."""
+        with self._cond:
+            return dict(self._items)
 
     def clear(self):
         """Drop everything held (counted as dropped)."""

@@ -1,7 +1,9 @@
 """
 caption_logger node: log every caption, optionally keep a transcript.
 
-Logs each ``std_msgs/String`` on ``caption``.  With ``transcript_path``
+Logs each ``std_msgs/String`` on ``caption``, and every ``caption_event``
+(a watched word appeared) as a warning that stands out.  With
+``transcript_path``
 set it also writes every caption of ``caption_info`` (the captioner's JSON
 with the image stamp) to a JSON Lines, SubRip or WebVTT file, flushed per
 caption.
@@ -26,8 +28,11 @@ class CaptionLoggerNode(Node):
         super().__init__('caption_logger', **kwargs)
         self.params = declare_parameters(self, CAPTION_LOGGER_PARAMETERS)
         self.count = 0
+        self.event_count = 0
         self.subscription = self.create_subscription(
             String, 'caption', self._on_caption, 10)
+        self.event_subscription = self.create_subscription(
+            String, 'caption_event', self._on_event, 10)
         self.transcript = None
         if self.params['transcript_path']:
             self.transcript = TranscriptWriter(
@@ -45,6 +50,19 @@ class CaptionLoggerNode(Node):
     def _on_caption(self, msg):
         self.count += 1
         self.get_logger().info(f'caption: {msg.data}')
+
+    def _on_event(self, msg):
+        try:
+            event = json.loads(msg.data)
+            line = (f'*** EVENT {event["pattern"]!r} on {event["camera"]}: '
+                    f'{event["caption"]} ***')
+        except (ValueError, KeyError, TypeError) as exc:
+            self.get_logger().warning(
+                f'caption_event not understood ({exc}): {msg.data[:80]!r}',
+                throttle_duration_sec=5.0)
+            return
+        self.event_count += 1
+        self.get_logger().warning(line)
 
     def _on_info(self, msg):
         try:

@@ -25,8 +25,10 @@ the choice changes.
 
 import json
 import sys
+import time
 
 from camera_caption.engine.backend import open_backend
+from camera_caption.frames.caption_overlay import CaptionOverlay
 from camera_caption.frames.image_conversion import (compressed_to_rgb,
                                                     ImageConversionError)
 from camera_caption.frames.latest_frame import Frame
@@ -38,11 +40,14 @@ from camera_caption.nodes.ros_parameters import (declare_parameters, image_qos,
                                                  watch_parameters)
 from camera_caption.parameters import (caption_topics, CAPTIONER_PARAMETERS,
                                        image_topic_list)
+from camera_caption.pipeline.caption_events import EventMatcher
 from camera_caption.pipeline.caption_stats import CaptionerFigures
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.log_throttle import LogThrottle
 from camera_caption.pipeline.qos_choice import BEST_EFFORT, ReliabilityChooser
+from camera_caption.pipeline.question_queue import QuestionQueue
 from camera_caption.pipeline.settings import CaptionSettings
+import cv2
 try:
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
@@ -70,6 +75,7 @@ class CaptionerNode(LifecycleNode):
         """
         # Set first: destroy_node() also runs when __init__ failed.
         self.worker = self.backend = self.graph_timer = None
+        self.question_subscription = None
         self._given_backend = backend
         self.publishers_by_topic = {}
         self.subscriptions_by_topic = {}
@@ -82,6 +88,9 @@ class CaptionerNode(LifecycleNode):
         self.topics = caption_topics(image_topic_list(p['image_topics']))
         self._log_throttle = LogThrottle(5.0)
         self.figures = CaptionerFigures(self.topics)
+        self.events = EventMatcher(p['watch'], p['event_holdoff_s'])
+        self.questions = QuestionQueue(p['question_queue_size'])
+        self.overlay = CaptionOverlay(self.get_logger().warning)
         self.configure_error = None
         self.lifecycle_state = 'unconfigured'
         watch_parameters(self, CAPTIONER_PARAMETERS, p, self._on_params)
@@ -115,9 +124,22 @@ class CaptionerNode(LifecycleNode):
                           f'configure failed: {type(exc).__name__}: {exc}')
             return FAILURE
         for topic, caption_topic in self.topics.items():
-            self.publishers_by_topic[topic] = (
-                self.create_publisher(String, caption_topic, 10),
-                self.create_publisher(String, caption_topic + '_info', 10))
+            self.publishers_by_topic[topic] = {
+                name: self.create_publisher(String, caption_topic + suffix,
+                                            10)
+                for name, suffix in (('caption', ''), ('info', '_info'),
+                                     ('event', '_event'))}
+            # Depth 1: a viewer wants the newest picture, not a backlog.
+            self.publishers_by_topic[topic].update(
+                image=self.create_publisher(Image, caption_topic + '_image',
+                                            1),
+                image_compressed=self.create_publisher(
+                    CompressedImage, caption_topic + '_image/compressed', 1))
+            answer_topic = caption_topic[:-len('caption')] + 'answer'
+            self.publishers_by_topic[topic].update(
+                answer=self.create_publisher(String, answer_topic, 10),
+                answer_info=self.create_publisher(
+                    String, answer_topic + '_info', 10))
         log.info(f'model ready: {self.backend.describe()}')
         self.lifecycle_state = 'inactive'
         return SUCCESS
@@ -136,11 +158,15 @@ class CaptionerNode(LifecycleNode):
         self._follow_publishers()
         self.graph_timer = self.create_timer(1.0, self._follow_publishers)
         self.worker = CaptionWorker(self.backend.caption, self._publish,
-                                    self._caption_failed, self.settings)
+                                    self._caption_failed, self.settings,
+                                    questions=self.questions,
+                                    on_answer=self._publish_answer)
         self.worker.start()
+        self.question_subscription = self.create_subscription(
+            String, 'question', self._on_question, 10)
         routes = ', '.join(
             f'{self.subscriptions_by_topic[t].topic_name} -> '
-            f'{self.publishers_by_topic[t][0].topic_name}'
+            f'{self.publishers_by_topic[t]["caption"].topic_name}'
             for t in self.topics)
         self.get_logger().info(
             f'captioning {routes} at <= {self.settings.rate_hz:g} Hz')
@@ -174,6 +200,9 @@ class CaptionerNode(LifecycleNode):
         if self.graph_timer is not None:
             self.destroy_timer(self.graph_timer)
             self.graph_timer = None
+        if self.question_subscription is not None:
+            self.destroy_subscription(self.question_subscription)
+            self.question_subscription = None
         for sub in self.subscriptions_by_topic.values():
             self.destroy_subscription(sub)
         self.subscriptions_by_topic.clear()
@@ -181,8 +210,8 @@ class CaptionerNode(LifecycleNode):
         self.choosers.clear()
 
     def _release(self):
-        for pair in self.publishers_by_topic.values():
-            for publisher in pair:
+        for publishers in self.publishers_by_topic.values():
+            for publisher in publishers.values():
                 self.destroy_publisher(publisher)
         self.publishers_by_topic.clear()
         backend, self.backend = self.backend, None
@@ -251,7 +280,7 @@ class CaptionerNode(LifecycleNode):
             return                        # deactivated meanwhile
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self.figures.frame_in(topic)
-        worker.submit(Frame(image, stamp, header.frame_id, topic))
+        worker.submit(Frame(image, stamp, header.frame_id, topic, header))
 
     def _skip(self, exc):
         self.figures.frame_skipped()
@@ -264,18 +293,78 @@ class CaptionerNode(LifecycleNode):
         publishers = self.publishers_by_topic.get(frame.topic)
         if publishers is None or not self.context.ok():
             return
-        publisher, info_publisher = publishers
-        publisher.publish(String(data=result.text))
+        publishers['caption'].publish(String(data=result.text))
         now = self.get_clock().now().nanoseconds * 1e-9
         latency = now - frame.stamp        # from the image's header stamp
         self.figures.caption_out(latency, result.inference_seconds)
-        subscription = self.subscriptions_by_topic.get(frame.topic)
-        info_publisher.publish(String(data=json.dumps({
+        camera = self._camera_name(frame.topic)
+        publishers['info'].publish(String(data=json.dumps({
             'stamp': frame.stamp, 'frame_id': frame.frame_id,
-            'image_topic': subscription.topic_name if subscription else
-            frame.topic, 'caption': result.text,
+            'image_topic': camera, 'caption': result.text,
             'inference_s': round(result.inference_seconds, 4),
             'latency_s': round(latency, 4)}, ensure_ascii=False)))
+        self._publish_overlay(publishers, frame, result.text)
+        for pattern in self.events.match(frame.topic, result.text,
+                                         time.monotonic()):
+            publishers['event'].publish(String(data=json.dumps({
+                'pattern': pattern, 'caption': result.text,
+                'camera': camera, 'stamp': frame.stamp},
+                ensure_ascii=False)))
+            self.get_logger().info(
+                f'caption_event {pattern!r} on {camera}: {result.text}')
+
+    def _publish_overlay(self, publishers, frame, text):
+        """caption_image(/compressed), drawn only while someone listens."""
+        raw = publishers['image'].get_subscription_count() > 0
+        jpeg = publishers['image_compressed'].get_subscription_count() > 0
+        if not (raw or jpeg) or frame.header is None:
+            return
+        drawn = self.overlay.render(frame.image, text)
+        if raw:
+            height, width = drawn.shape[:2]
+            publishers['image'].publish(Image(
+                header=frame.header, height=height, width=width,
+                encoding='rgb8', step=width * 3, data=drawn.tobytes()))
+        if jpeg:
+            ok, data = cv2.imencode('.jpg', drawn[:, :, ::-1],
+                                    [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                publishers['image_compressed'].publish(CompressedImage(
+                    header=frame.header, format='rgb8; jpeg compressed bgr8',
+                    data=data.tobytes()))
+
+    def _camera_name(self, topic):
+        """Full name of a camera's image topic (as subscribed)."""
+        subscription = self.subscriptions_by_topic.get(topic)
+        return subscription.topic_name if subscription else topic
+
+    # -- questions -----------------------------------------------------
+
+    def _on_question(self, msg):
+        text = msg.data.strip()
+        if not text:
+            self._warn('question', f"question ignored: field 'data' = "
+                       f'{msg.data!r} is empty')
+            return
+        if self.questions.put(text) is None:
+            self._warn('question_overflow', 'question dropped: '
+                       f'{self.questions.size} already waiting '
+                       f'(question_queue_size): {text!r}')
+
+    def _publish_answer(self, result):
+        frame, question = result.frame, result.question
+        publishers = self.publishers_by_topic.get(frame.topic)
+        if publishers is None or not self.context.ok():
+            return
+        publishers['answer'].publish(String(data=result.text))
+        publishers['answer_info'].publish(String(data=json.dumps({
+            'question': question.text, 'answer': result.text,
+            'camera': self._camera_name(frame.topic),
+            'stamp': frame.stamp, 'frame_id': frame.frame_id,
+            'question_number': question.number,
+            'inference_s': round(result.inference_seconds, 4),
+            'latency_s': round(time.monotonic() - question.received, 4)},
+            ensure_ascii=False)))
 
     @property
     def published(self):
@@ -305,6 +394,9 @@ class CaptionerNode(LifecycleNode):
             self.settings = CaptionSettings.from_values(self.params)
             if self.worker is not None:
                 self.worker.update(self.settings)
+        if set(updates) & {'watch', 'event_holdoff_s'}:
+            self.events.update(self.params['watch'],
+                               self.params['event_holdoff_s'])
 
     def _on_enable(self, request, response):
         self.set_parameters([Parameter('enable', value=request.data)])
@@ -328,6 +420,13 @@ class CaptionerNode(LifecycleNode):
             self.worker.stats(), self.backend.stats(),
             self.backend.problem(), routes)
         values['lifecycle_state'] = self.lifecycle_state
+        values['questions_total'] = self.questions.asked
+        values['questions_dropped'] = self.questions.dropped
+        values['questions_answered'] = self.worker.answers
+        values['questions_waiting'] = len(self.questions)
+        values['events_total'] = self.events.events
+        values['events_held_off'] = self.events.held_off
+        values['watch'] = ','.join(self.events.patterns)
         return (WARN, warning, values) if warning else (OK, summary, values)
 
     def _warn(self, key, message):

@@ -7,6 +7,12 @@ slot per camera topic); this thread takes the newest frame of every camera
 when the throttle allows, captions them in one batch and hands each text to
 ``on_caption``.  The ROS executor is never blocked by inference, and a
 frame is never captioned after a newer one of the same camera arrived.
+
+Questions (a :class:`~camera_caption.pipeline.question_queue.QuestionQueue`)
+are answered by the same thread, in order, on the newest frame of every
+camera (the one waiting, else the last one taken): one question whenever
+no caption is due, and when both wait, questions and caption batches take
+turns, so that neither starves the other.
 """
 
 from dataclasses import dataclass
@@ -16,6 +22,7 @@ import time
 from camera_caption.frames.latest_frame import LatestFrames, Throttle
 from camera_caption.pipeline.caption_gates import (CaptionDeduper,
                                                    SceneChangeGate)
+from camera_caption.pipeline.question_queue import question_prompt
 
 
 @dataclass
@@ -24,6 +31,16 @@ class CaptionResult:
 
     text: str
     frame: object                 # the Frame that was captioned
+    inference_seconds: float
+
+
+@dataclass
+class AnswerResult:
+    """The answer to a question on one camera's frame."""
+
+    question: object              # the Question
+    text: str
+    frame: object                 # the Frame the answer is about
     inference_seconds: float
 
 
@@ -38,8 +55,12 @@ class CaptionWorker:
     """
 
     def __init__(self, caption_fn, on_caption, on_error, settings,
-                 clock=time.monotonic):
+                 clock=time.monotonic, questions=None, on_answer=None):
         self.slots = LatestFrames()
+        self.questions = questions     # a QuestionQueue, or None
+        self._on_answer = on_answer
+        self._newest = {}              # topic -> last frame taken
+        self._question_turn = False
         self._caption_fn = caption_fn
         self._on_caption = on_caption
         self._on_error = on_error
@@ -55,6 +76,7 @@ class CaptionWorker:
         self.batches = 0
         self.last_batch_size = 0
         self.errors = 0
+        self.answers = 0       # questions answered (inference done)
         # True once the thread saw enable false and finished its batch.
         self.paused = False
 
@@ -102,6 +124,7 @@ class CaptionWorker:
             'scene_gate_skipped': self.gate_skipped,
             'scene_difference_last': max(differences, default=None),
             'dedupe_suppressed': self.dedupe_suppressed,
+            'questions_answered': self.answers,
         }
 
     @property
@@ -148,18 +171,50 @@ class CaptionWorker:
                 self._stop.wait(0.05)
                 continue
             delay = self._throttle.wait_time()
+            caption_due = delay <= 0 and self.slots.waiting()
+            if (self._question_turn or not caption_due) and \
+                    self._answer_one(settings):
+                self._question_turn = False
+                continue
             if delay > 0:
                 self._stop.wait(min(delay, 0.1))
                 continue
             frames = self.slots.take_all(timeout=0.1)
             if not frames:
                 continue
+            self._newest.update(frames)
             started = self._clock()
             self._throttle.mark(started)
             batch = [f for topic, f in sorted(frames.items())
                      if self._gate(topic).should_caption(f.image)]
             if batch:
                 self._caption(batch, started, settings)
+                self._question_turn = True
+
+    def _answer_one(self, settings):
+        """Answer the oldest question, if any and a frame is there."""
+        if self.questions is None or self.questions.peek() is None:
+            return False
+        frames = dict(self._newest)
+        frames.update(self.slots.peek_all())   # newer, not yet captioned
+        if not frames:
+            return False                       # no frame yet: it waits
+        question = self.questions.take()
+        batch = [frame for _, frame in sorted(frames.items())]
+        started = self._clock()
+        try:
+            texts = self._caption_fn(
+                [frame.image for frame in batch],
+                question_prompt(question.text), settings.max_new_tokens)
+        except Exception as exc:  # noqa: B902 - keep answering
+            self.errors += 1
+            self._on_error(batch, exc)
+            return True
+        elapsed = self._clock() - started
+        self.answers += 1
+        for frame, text in zip(batch, texts):
+            self._on_answer(AnswerResult(question, text, frame, elapsed))
+        return True
 
     def _caption(self, batch, started, settings):
         try:
