@@ -55,6 +55,7 @@ class CaptionWorker:
         self.batches = 0
         self.last_batch_size = 0
         self.errors = 0
+        self.not_captioned = 0  # frames the backend returned None for
         # True once the thread saw enable false and finished its batch.
         self.paused = False
 
@@ -96,6 +97,7 @@ class CaptionWorker:
             'batches': self.batches,
             'batch_size_last': self.last_batch_size,
             'inference_errors': self.errors,
+            'frames_not_captioned': self.not_captioned,
             'frames_received': self.slots.received,
             'frames_dropped': self.slots.dropped,
             'scene_gate_passed': self.gate_passed,
@@ -171,9 +173,14 @@ class CaptionWorker:
             self._on_error(batch, exc)
             return
         elapsed = self._clock() - started
+        # None: the backend could not caption that frame and said why.
+        done = [(f, t) for f, t in zip(batch, texts) if t is not None]
+        self.not_captioned += len(batch) - len(done)
+        if not done:
+            return
         self.batches += 1
-        self.last_batch_size = len(batch)
-        self.captions += len(batch)
-        for frame, text in zip(batch, texts):
+        self.last_batch_size = len(done)
+        self.captions += len(done)
+        for frame, text in done:
             if self._deduper(frame.topic).should_publish(text):
                 self._on_caption(CaptionResult(text, frame, elapsed))
