@@ -37,7 +37,7 @@ LAUNCH_ARGUMENTS = (
                    "'openai' (a serving engine at endpoint)", 'captioner'),
     LaunchArgument('endpoint', '', 'backend openai: base URL of the server, '
                    'e.g. http://gpu-server:8000/v1', 'captioner'),
-    LaunchArgument('remote_model', '', "backend openai: served model name "
+    LaunchArgument('remote_model', '', 'backend openai: served model name '
                    "(empty: the server's only model)", 'captioner'),
     LaunchArgument('model', '', 'hub id or local directory of the BLIP-2 '
                    'model', 'captioner'),

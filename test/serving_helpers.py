@@ -43,7 +43,7 @@ def ensure_running(server):
 
 
 def backend_params(endpoint, **changes):
-    """The captioner parameters the openai backend reads."""
+    """Return the captioner parameters the openai backend reads."""
     values = {'endpoint': endpoint, 'remote_model': '', 'api_key_env': '',
               'ca_file': '', 'request_timeout_s': 5.0, 'max_in_flight': 4,
               'image_max_side': 512, 'jpeg_quality': 90, 'retry_max_s': 1.0}
@@ -84,6 +84,7 @@ class RawServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+
             def _answer(self):
                 length = int(self.headers.get('Content-Length') or 0)
                 body = self.rfile.read(length) if length else b''
@@ -122,7 +123,7 @@ class RawServer:
 
 
 def models_answer(*ids):
-    """A ``/v1/models`` answer listing ``ids``."""
+    """Return a ``/v1/models`` answer listing ``ids``."""
     return (200, 'application/json', json.dumps(
         {'object': 'list', 'data': [{'id': i, 'object': 'model'}
                                     for i in ids]}))

@@ -17,9 +17,13 @@ from camera_caption.engine.openai_backend import OpenAIBackend
 import numpy as np
 import pytest
 from ros_helpers import wait_until
+import serving_helpers
 from serving_helpers import (backend_params, ensure_running, ListLog,
-                             models_answer, RawServer, served_model_dir,  # noqa: F401, E501
-                             tiny_server)  # noqa: F401
+                             models_answer, RawServer)
+
+# The fixtures a test names: a real transformers serve.
+served_model_dir = serving_helpers.served_model_dir
+tiny_server = serving_helpers.tiny_server
 
 pytestmark = pytest.mark.unit
 
@@ -244,7 +248,7 @@ def test_a_missing_key_variable_is_refused_at_start():
 
 
 def make_ca_and_cert(folder):
-    """A CA and a 127.0.0.1 certificate it signed (openssl CLI)."""
+    """Make a CA and a 127.0.0.1 certificate it signed (openssl CLI)."""
     def run(*args):
         subprocess.run(['openssl'] + list(args), cwd=folder, check=True,
                        capture_output=True)

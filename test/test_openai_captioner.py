@@ -19,8 +19,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import (CaptionListener, image_msg, params, spinning,
                          wait_until)
 from sensor_msgs.msg import Image
-from serving_helpers import (ensure_running, served_model_dir,  # noqa: F401
-                             tiny_server)  # noqa: F401
+import serving_helpers
+from serving_helpers import ensure_running
+
+# The fixtures a test names: a real transformers serve.
+served_model_dir = serving_helpers.served_model_dir
+tiny_server = serving_helpers.tiny_server
 
 pytestmark = pytest.mark.ros
 

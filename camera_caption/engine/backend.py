@@ -56,6 +56,14 @@ class CaptionBackend(abc.ABC):
         """Return why the backend is degraded ('' when it is not)."""
         return ''
 
+    def cancel(self):
+        """
+        Make a :meth:`caption` under way return at once (frames as None).
+
+        Called from another thread when captioning stops; the backend stays
+        usable.  A local model cannot be interrupted: it finishes its batch.
+        """
+
     def close(self):
         """Free what the backend holds (GPU memory, connections)."""
 

@@ -177,6 +177,8 @@ class Connection:
 
 
 class _Job:
+    """One frame's request and its outcome."""
+
     def __init__(self, body):
         self.body = body
         self.text = None
@@ -201,6 +203,7 @@ class OpenAIBackend(CaptionBackend):
         self._throttle = LogThrottle(5.0)
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._generation = 0        # cancel() counts up: caption() returns
         self._jobs = queue.Queue()
         self._connections = [connect() for _ in range(max_in_flight)]
         self._senders = [threading.Thread(
@@ -265,7 +268,7 @@ class OpenAIBackend(CaptionBackend):
                       params['image_max_side'], params['jpeg_quality'],
                       params['retry_max_s'], log)
         log.info(f"remote model '{model}' at {endpoint} (up to "
-                 f"{backend.max_in_flight} requests in flight, frames "
+                 f'{backend.max_in_flight} requests in flight, frames '
                  f'<= {backend.image_max_side or "full"} px, JPEG '
                  f'{backend.jpeg_quality})')
         return backend
@@ -320,6 +323,7 @@ class OpenAIBackend(CaptionBackend):
             waiting = self._down_since is not None and now < self._next_try
             if waiting:
                 self.frames_dropped_while_down += len(frames)
+        generation = self._generation
         if waiting or self._closed.is_set():
             return [None] * len(frames)
         jobs = []
@@ -330,9 +334,9 @@ class OpenAIBackend(CaptionBackend):
             jobs.append(job)
             self._jobs.put(job)
         for job in jobs:
-            while not job.done.wait(0.1):
-                if self._closed.is_set():
-                    return [None] * len(frames)
+            while not job.done.wait(0.05):
+                if self._closed.is_set() or generation != self._generation:
+                    return [None] * len(frames)     # stopped: not counted
         self._account(jobs)
         return [job.text for job in jobs]
 
@@ -447,6 +451,21 @@ class OpenAIBackend(CaptionBackend):
             return (f'server at {self.endpoint} failing for '
                     f'{time.monotonic() - self._down_since:.0f} s: '
                     f'{self._down_reason}')
+
+    def cancel(self):
+        """Abort the requests in flight; caption() returns at once."""
+        self._generation += 1
+        while True:            # frames not sent yet are dropped
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:    # close() asked the senders to stop
+                self._jobs.put(None)
+                break
+            job.done.set()
+        for conn in self._connections:
+            conn.close()       # the next request opens a new connection
 
     def close(self):
         """Abort requests in flight and stop the sender threads."""

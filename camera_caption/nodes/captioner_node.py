@@ -136,7 +136,8 @@ class CaptionerNode(LifecycleNode):
         self._follow_publishers()
         self.graph_timer = self.create_timer(1.0, self._follow_publishers)
         self.worker = CaptionWorker(self.backend.caption, self._publish,
-                                    self._caption_failed, self.settings)
+                                    self._caption_failed, self.settings,
+                                    cancel_fn=self.backend.cancel)
         self.worker.start()
         routes = ', '.join(
             f'{self.subscriptions_by_topic[t].topic_name} -> '

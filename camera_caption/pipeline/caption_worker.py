@@ -38,9 +38,10 @@ class CaptionWorker:
     """
 
     def __init__(self, caption_fn, on_caption, on_error, settings,
-                 clock=time.monotonic):
+                 clock=time.monotonic, cancel_fn=None):
         self.slots = LatestFrames()
         self._caption_fn = caption_fn
+        self._cancel_fn = cancel_fn    # aborts a caption_fn call under way
         self._on_caption = on_caption
         self._on_error = on_error
         self._settings = settings
@@ -124,6 +125,8 @@ class CaptionWorker:
         """Stop the thread and wait for it (at most ``timeout`` s)."""
         self._stop.set()
         self.slots.close()
+        if self._cancel_fn is not None:
+            self._cancel_fn()
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()

