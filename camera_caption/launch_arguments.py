@@ -33,6 +33,12 @@ LAUNCH_ARGUMENTS = (
                    'camera'),
     LaunchArgument('loop', '', 'restart a video file or image folder at '
                    'its end (false: play it once)', 'camera'),
+    LaunchArgument('backend', '', "'local' (a model in this process) or "
+                   "'openai' (a serving engine at endpoint)", 'captioner'),
+    LaunchArgument('endpoint', '', 'backend openai: base URL of the server, '
+                   'e.g. http://gpu-server:8000/v1', 'captioner'),
+    LaunchArgument('remote_model', '', 'backend openai: served model name '
+                   "(empty: the server's only model)", 'captioner'),
     LaunchArgument('model', '', 'hub id or local directory of the BLIP-2 '
                    'model', 'captioner'),
     LaunchArgument('device', '', "'auto', 'cpu', 'cuda' or 'cuda:N'",

@@ -157,7 +157,9 @@ CAMERA_PARAMETERS = (
 
 CAPTIONER_PARAMETERS = (
     Param('backend', 'local', "Captioning backend: 'local' (a model loaded "
-          'in this process, on its GPU or CPU).', choices=BACKEND_CHOICES),
+          "in this process, on its GPU or CPU) or 'openai' (an "
+          'OpenAI-compatible server at endpoint: vLLM, SGLang, transformers '
+          'serve).', choices=BACKEND_CHOICES),
     Param('autostart', True, 'Configure (load the model) and activate '
           '(caption) at start; false: stay unconfigured until ros2 '
           'lifecycle set.'),
@@ -206,6 +208,30 @@ CAPTIONER_PARAMETERS = (
     Param('cpu_threads', 0, 'Torch threads when device is cpu; 0 = one '
           'fewer than the cores, so that ROS callbacks are not starved.',
           minimum=0, maximum=1024),
+    Param('endpoint', '', "backend openai: base URL of the server's "
+          'OpenAI-compatible API, http:// or https://, e.g. '
+          'http://gpu-server:8000/v1.'),
+    Param('remote_model', '', 'backend openai: served model name; empty = '
+          "the server's only model (checked at start with GET /models)."),
+    Param('api_key_env', '', 'backend openai: name of the environment '
+          'variable that holds the API key (sent as a Bearer token, never '
+          'logged); empty = no key.'),
+    Param('ca_file', '', 'backend openai: CA certificate (PEM) that signed '
+          "an https endpoint's certificate; empty = the system's CAs."),
+    PositiveParam('request_timeout_s', 10.0, 'backend openai: seconds to '
+                  'wait for the server (connect, and each read) before a '
+                  'request counts as failed.', maximum=3600.0),
+    Param('max_in_flight', 4, 'backend openai: most requests out at once '
+          '(the frames of one batch, one per camera, go out together).',
+          minimum=1, maximum=256),
+    Param('image_max_side', 512, 'backend openai: frames are resized to at '
+          'most this many pixels on their longer side before JPEG '
+          'encoding; 0 = full size.', minimum=0, maximum=16384),
+    Param('jpeg_quality', 90, 'backend openai: JPEG quality of the frames '
+          'sent (1-100).', minimum=1, maximum=100),
+    PositiveParam('retry_max_s', 10.0, 'backend openai: longest wait '
+                  'between retries while the server is down (0.5 s, '
+                  'doubling); frames are dropped meanwhile.', maximum=3600.0),
     Param('image_transport', 'raw', "'raw': sensor_msgs/Image on "
           "image_raw; 'compressed': sensor_msgs/CompressedImage on "
           'image_raw/compressed.', choices=('raw', 'compressed')),

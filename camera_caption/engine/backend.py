@@ -15,6 +15,7 @@ import importlib
 # backend parameter value -> 'module:class'
 BACKENDS = {
     'local': 'camera_caption.engine.local_backend:LocalBackend',
+    'openai': 'camera_caption.engine.openai_backend:OpenAIBackend',
 }
 
 
@@ -36,7 +37,12 @@ class CaptionBackend(abc.ABC):
 
     @abc.abstractmethod
     def caption(self, frames, prompt, max_new_tokens):
-        """Return one caption per frame (the prompt not repeated)."""
+        """
+        Return one caption per frame (the prompt not repeated).
+
+        ``None`` in place of a caption: that frame was not captioned and
+        the backend has said why itself (a remote server that is down).
+        """
 
     @abc.abstractmethod
     def describe(self):
@@ -49,6 +55,14 @@ class CaptionBackend(abc.ABC):
     def problem(self):
         """Return why the backend is degraded ('' when it is not)."""
         return ''
+
+    def cancel(self):
+        """
+        Make a :meth:`caption` under way return at once (frames as None).
+
+        Called from another thread when captioning stops; the backend stays
+        usable.  A local model cannot be interrupted: it finishes its batch.
+        """
 
     def close(self):
         """Free what the backend holds (GPU memory, connections)."""

@@ -160,7 +160,8 @@ class CaptionerNode(LifecycleNode):
         self.worker = CaptionWorker(self.backend.caption, self._publish,
                                     self._caption_failed, self.settings,
                                     questions=self.questions,
-                                    on_answer=self._publish_answer)
+                                    on_answer=self._publish_answer,
+                                    cancel_fn=self.backend.cancel)
         self.worker.start()
         self.question_subscription = self.create_subscription(
             String, 'question', self._on_question, 10)

@@ -55,13 +55,15 @@ class CaptionWorker:
     """
 
     def __init__(self, caption_fn, on_caption, on_error, settings,
-                 clock=time.monotonic, questions=None, on_answer=None):
+                 clock=time.monotonic, questions=None, on_answer=None,
+                 cancel_fn=None):
         self.slots = LatestFrames()
         self.questions = questions     # a QuestionQueue, or None
         self._on_answer = on_answer
         self._newest = {}              # topic -> last frame taken
         self._question_turn = False
         self._caption_fn = caption_fn
+        self._cancel_fn = cancel_fn    # aborts a caption_fn call under way
         self._on_caption = on_caption
         self._on_error = on_error
         self._settings = settings
@@ -77,6 +79,7 @@ class CaptionWorker:
         self.last_batch_size = 0
         self.errors = 0
         self.answers = 0       # questions answered (inference done)
+        self.not_captioned = 0  # frames the backend returned None for
         # True once the thread saw enable false and finished its batch.
         self.paused = False
 
@@ -118,6 +121,7 @@ class CaptionWorker:
             'batches': self.batches,
             'batch_size_last': self.last_batch_size,
             'inference_errors': self.errors,
+            'frames_not_captioned': self.not_captioned,
             'frames_received': self.slots.received,
             'frames_dropped': self.slots.dropped,
             'scene_gate_passed': self.gate_passed,
@@ -145,6 +149,8 @@ class CaptionWorker:
         """Stop the thread and wait for it (at most ``timeout`` s)."""
         self._stop.set()
         self.slots.close()
+        if self._cancel_fn is not None:
+            self._cancel_fn()
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -213,7 +219,8 @@ class CaptionWorker:
         elapsed = self._clock() - started
         self.answers += 1
         for frame, text in zip(batch, texts):
-            self._on_answer(AnswerResult(question, text, frame, elapsed))
+            if text is not None:       # None: the backend said why
+                self._on_answer(AnswerResult(question, text, frame, elapsed))
         return True
 
     def _caption(self, batch, started, settings):
@@ -226,9 +233,14 @@ class CaptionWorker:
             self._on_error(batch, exc)
             return
         elapsed = self._clock() - started
+        # None: the backend could not caption that frame and said why.
+        done = [(f, t) for f, t in zip(batch, texts) if t is not None]
+        self.not_captioned += len(batch) - len(done)
+        if not done:
+            return
         self.batches += 1
-        self.last_batch_size = len(batch)
-        self.captions += len(batch)
-        for frame, text in zip(batch, texts):
+        self.last_batch_size = len(done)
+        self.captions += len(done)
+        for frame, text in done:
             if self._deduper(frame.topic).should_publish(text):
                 self._on_caption(CaptionResult(text, frame, elapsed))
