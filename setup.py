@@ -30,6 +30,7 @@ setup(
             'captioner_node = camera_caption.captioner_node:main',
             'caption_logger = camera_caption.caption_logger_node:main',
             'benchmark = camera_caption.benchmark:main',
+            'demo_model = camera_caption.demo_model:main',
         ],
     },
 )
