@@ -67,13 +67,23 @@ MARKER = 'demo_model.json'
 
 
 def recipe_hash():
-    """Return a short hash of the recipe, the scenes and the code."""
+    """
+    Return a short hash of what decides the trained weights.
+
+    The recipe, the scene renderer, the training code and the torch and
+    transformers versions; not the command line or the cache code.
+    """
+    import inspect
     import torch
     import transformers
+    from camera_caption import frame_sources, tiny_blip2
     digest = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode())
-    for module in (scenes, sys.modules[__name__]):
-        with open(module.__file__, 'rb') as f:
-            digest.update(f.read())
+    with open(scenes.__file__, 'rb') as f:
+        digest.update(f.read())
+    for code in (_resize, _scene_set, _canonical_set, _init_edge_filters,
+                 _Trainer, train_demo_model, frame_sources.TestPatternSource,
+                 tiny_blip2.build_tokenizer, tiny_blip2.build_config):
+        digest.update(inspect.getsource(code).encode())
     digest.update(f'{torch.__version__} {transformers.__version__}'.encode())
     return digest.hexdigest()[:16]
 
@@ -488,7 +498,7 @@ def main(argv=None):
     facts = train_demo_model(args.out_dir)
     print(f"trained in {facts['train_seconds']} s ({facts['steps']} steps, "
           f"1 thread): {facts['canonical_scenes']} canonical and "
-          f"test-pattern frames all right, "
+          'test-pattern frames all right, '
           f"{facts['random_accuracy']:.1%} of {facts['random_scenes']} "
           f'random scenes; saved to {args.out_dir}')
     print('it knows: a {%s} {%s} on a {%s} background' % (
