@@ -33,12 +33,8 @@ def captioner(context, model, **extra):
     return CaptionerNode(context=context, parameter_overrides=params(**values))
 
 
-def image_msg(scene, encoding='rgb8', width=320, height=240, seed=None):
-    rng = None if seed is None else np.random.default_rng(seed)
-    frame = render_scene(*scene, width, height, rng=rng,
-                         **({} if rng is None else
-                            {'centre': (width / 2, height / 2),
-                             'size': 0.45, 'noise': 3.0}))
+def image_msg(scene, encoding='rgb8', width=320, height=240):
+    frame = render_scene(*scene, width, height)
     msg = Image(width=width, height=height, encoding=encoding,
                 step=width * 3)
     msg.header.frame_id = 'scene'
@@ -119,3 +115,62 @@ def test_camera_test_pattern_captions_are_true(ros_context, demo_model_dir):
     start = order.index(changes[0])
     assert changes == [order[(start + i) % len(order)]
                        for i in range(len(changes))], said
+
+
+def noisy(scene, seed, width=320, height=240, sigma=3.0):
+    """Return the canonical scene with sensor noise (same scene, new pixels)."""
+    frame = render_scene(*scene, width, height).astype(np.float32)
+    frame += np.random.default_rng(seed).normal(0, sigma, frame.shape)
+    frame = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+    msg = Image(width=width, height=height, encoding='bgr8', step=width * 3)
+    msg.data = frame.tobytes()
+    return msg
+
+
+def test_scene_change_gate_on_real_captions(ros_context, demo_model_dir):
+    node = captioner(ros_context, demo_model_dir, scene_change_threshold=5.0)
+    driver = rclpy.create_node('driver', context=ros_context)
+    pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
+    captions = CaptionListener(driver)
+
+    def handled():                            # captioned or held back
+        return node.worker.captions + node.worker.gate_skipped
+
+    with spinning(ros_context, node, driver):
+        assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
+        for seed in range(10):                # one scene, sensor noise
+            assert feed(pub, noisy(RED_SQUARE, seed), handled)
+        assert (node.worker.captions, node.worker.gate_skipped) == (1, 9)
+        for seed in range(10, 15):            # a new scene, then static
+            assert feed(pub, noisy(BLUE_CIRCLE, seed), handled)
+        assert (node.worker.captions, node.worker.gate_skipped) == (2, 13)
+        assert captions.wait_for(2, 10)
+    assert [text for _, text in captions.items] == [
+        caption_of(*RED_SQUARE), caption_of(*BLUE_CIRCLE)]
+
+
+def test_dedupe_on_real_captions(ros_context, demo_model_dir):
+    node = captioner(ros_context, demo_model_dir, dedupe=True)
+    driver = rclpy.create_node('driver', context=ros_context)
+    pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
+    captions = CaptionListener(driver)
+    sequence = [RED_SQUARE] * 5 + [BLUE_CIRCLE] * 3 + [RED_SQUARE]
+    with spinning(ros_context, node, driver):
+        assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
+        for seed, scene in enumerate(sequence):  # every frame differs
+            assert feed(pub, noisy(scene, seed),
+                        lambda: node.worker.captions)
+        assert captions.wait_for(3, 10)
+        # Near-identical sentences count as repeats below similarity 1.
+        node.set_parameters([rclpy.parameter.Parameter(
+            'dedupe_similarity', value=0.8)])
+        for seed, scene in enumerate([('red', 'circle', 'white'),
+                                      ('blue', 'triangle', 'black')]):
+            assert feed(pub, noisy(scene, 100 + seed),
+                        lambda: node.worker.captions)
+        assert captions.wait_for(4, 10)
+    assert node.worker.captions == len(sequence) + 2
+    assert [text for _, text in captions.items] == [
+        caption_of(*RED_SQUARE), caption_of(*BLUE_CIRCLE),
+        caption_of(*RED_SQUARE), caption_of('blue', 'triangle', 'black')]
+    assert node.worker.dedupe_suppressed == len(sequence) + 2 - 4
