@@ -91,7 +91,7 @@ def test_cache_holds_a_complete_model(demo_model_dir):
 
 
 @pytest.mark.parametrize('engine_name', ['fast', 'generate'])
-@pytest.mark.parametrize('size', CHECK_SIZES)
+@pytest.mark.parametrize('size', CHECK_SIZES, ids=lambda s: '%dx%d' % s)
 def test_every_canonical_scene_is_captioned_right(engines, engine_name,
                                                   size):
     engine = engines[engine_name]
