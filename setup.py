@@ -26,11 +26,12 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'camera_node = camera_caption.camera_node:main',
-            'captioner_node = camera_caption.captioner_node:main',
-            'caption_logger = camera_caption.caption_logger_node:main',
-            'benchmark = camera_caption.benchmark:main',
-            'demo_model = camera_caption.demo_model:main',
+            'camera_node = camera_caption.nodes.camera_node:main',
+            'captioner_node = camera_caption.nodes.captioner_node:main',
+            'caption_logger = camera_caption.nodes.caption_logger_node:main',
+            'benchmark = camera_caption.tools.benchmark:main',
+            'transport_benchmark = camera_caption.tools.transport_benchmark:main',
+            'demo_model = camera_caption.tools.demo_model:main',
         ],
     },
 )

@@ -12,10 +12,11 @@ passed to rclpy unchanged.
 
 import argparse
 import os
+import re
 import sys
 
-from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, \
-    node_overrides
+from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
+from camera_caption.parameters import find, NODE_PARAMETERS
 
 
 def default_params_file():
@@ -30,6 +31,23 @@ def default_params_file():
     return os.path.join(here, 'config', 'caption.yaml')
 
 
+def cli_advice(message):
+    """Rewrite launch syntax in advice (``device:=cpu``) as our options."""
+    return re.sub(r'\b(\w+):=(\S+?)([,.;)]?(?:\s|$))', r'--\1 \2\3', message)
+
+
+def shown_default(arg):
+    """Return the value an option takes when not given, for --help."""
+    if arg.node:       # empty: the node parameter's value in params_file
+        spec = find(NODE_PARAMETERS[arg.node], arg.name)
+        value = spec.default
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        return f'{text or repr(text)}, from params_file'
+    if arg.name == 'params_file':
+        return "the package's config/caption.yaml"
+    return arg.default or "''"
+
+
 def parse_args(argv):
     """Parse our options; return (options, rclpy args)."""
     ros_args = []
@@ -42,8 +60,9 @@ def parse_args(argv):
                     'one process. Options mirror caption.launch.py.')
     for arg in LAUNCH_ARGUMENTS:
         parser.add_argument('--' + arg.name, default=arg.default,
+                            metavar=arg.name.upper(),
                             help=f'{arg.description} (default: '
-                                 f'{arg.default!r})')
+                                 f'{shown_default(arg)})')
     options = parser.parse_args(argv)
     if not options.params_file:
         options.params_file = default_params_file()
@@ -56,20 +75,20 @@ def main(argv=None):
     if not os.path.isfile(options.params_file):
         print(f"params_file '{options.params_file}' does not exist",
               file=sys.stderr)
-        return 2
+        return 1
     from rclpy.parameter import Parameter
 
-    from camera_caption.camera_node import CameraNode
-    from camera_caption.caption_logger_node import CaptionLoggerNode
-    from camera_caption.captioner_node import CaptionerNode
-    from camera_caption.node_runner import run_nodes
+    from camera_caption.nodes.camera_node import CameraNode
+    from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
+    from camera_caption.nodes.captioner_node import CaptionerNode
+    from camera_caption.nodes.node_runner import run_nodes
     from camera_caption.parameters import ParameterError
 
     try:
         overrides, remap, use_camera = node_overrides(vars(options))
     except ParameterError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        print(cli_advice(str(exc)), file=sys.stderr)
+        return 1
 
     def factory(cls, name):
         def make():
@@ -77,7 +96,9 @@ def main(argv=None):
                        parameter_overrides=[
                            Parameter(k, value=v)
                            for k, v in overrides[name].items()],
-                       cli_args=['--ros-args'] + remap[name])
+                       cli_args=['--ros-args'] + [
+                           arg for pair in remap[name]
+                           for arg in ('-r', ':='.join(pair))])
         return make
 
     factories = [factory(CaptionerNode, 'captioner'),
@@ -86,7 +107,7 @@ def main(argv=None):
         factories.insert(0, factory(CameraNode, 'camera'))
     args = ['camera_caption', '--ros-args', '--params-file',
             options.params_file] + ros_args[1:]
-    return run_nodes(factories, args)
+    return run_nodes(factories, args, advice=cli_advice)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,14 @@ LAUNCH_ARGUMENTS = (
     LaunchArgument('source', '', "camera source: '0', '/dev/video0', a "
                    "video file, an image folder, a URL or 'test_pattern'",
                    'camera'),
+    LaunchArgument('fps', '', 'frames per second the camera publishes (0 = '
+                   "the source's own)", 'camera'),
+    LaunchArgument('width', '', "frame width (0 = the source's own)",
+                   'camera'),
+    LaunchArgument('height', '', "frame height (0 = the source's own)",
+                   'camera'),
+    LaunchArgument('loop', '', 'restart a video file or image folder at '
+                   'its end (false: play it once)', 'camera'),
     LaunchArgument('model', '', 'hub id or local directory of the BLIP-2 '
                    'model', 'captioner'),
     LaunchArgument('device', '', "'auto', 'cpu', 'cuda' or 'cuda:N'",
@@ -36,6 +44,9 @@ LAUNCH_ARGUMENTS = (
     LaunchArgument('rate_hz', '', 'most captions per second', 'captioner'),
     LaunchArgument('max_new_tokens', '', 'longest caption in tokens',
                    'captioner'),
+    LaunchArgument('autostart', '', 'load the model and caption at start '
+                   '(false: wait for ros2 lifecycle set /captioner '
+                   'configure)', 'captioner'),
     LaunchArgument('use_camera', 'true', 'start the camera node (false: '
                    'caption image_topic from your own driver)'),
     LaunchArgument('image_topic', 'image_raw', 'image topic the camera '
@@ -73,7 +84,7 @@ def node_overrides(values):
 
     Returns ``(overrides, remappings, use_camera)`` where ``overrides`` is
     ``{node: {param: value}}`` (validated) and ``remappings`` is
-    ``{node: ['-r', 'from:=to', ...]}``.
+    ``{node: [(from, to), ...]}``, as launch_ros ``Node`` takes them.
     """
     overrides = {node: {} for node in NODE_PARAMETERS}
     for arg in LAUNCH_ARGUMENTS:
@@ -85,8 +96,12 @@ def node_overrides(values):
         overrides[arg.node][arg.name] = spec.coerce(raw)
     use_camera = parse_bool('use_camera', values.get('use_camera', 'true'))
     topic = str(values.get('image_topic') or 'image_raw')
-    remap = ['-r', f'image_raw:={topic}',
-             '-r', f'image_raw/compressed:={topic}/compressed']
+    parent = topic.rpartition('/')[0]
+    info = (parent + '/' if parent or topic.startswith('/') else '') \
+        + 'camera_info'
+    remap = [('image_raw', topic),
+             ('image_raw/compressed', f'{topic}/compressed'),
+             ('camera_info', info)]
     remappings = {'camera': list(remap), 'captioner': list(remap),
                   'caption_logger': []}
     return overrides, remappings, use_camera

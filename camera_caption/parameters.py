@@ -11,10 +11,16 @@ that names the parameter.
 
 from dataclasses import dataclass
 
-from camera_caption.caption_engine import DEFAULT_MODEL, DTYPES
-from camera_caption.image_conversion import CAMERA_ENCODINGS
+from camera_caption.engine.backend import BACKENDS
+from camera_caption.engine.caption_engine import DEFAULT_MODEL, DTYPES
+from camera_caption.pipeline.transcript import FORMATS as TRANSCRIPT_FORMATS
 
+# What the camera publishes (the captioner reads many more, see frames).
+CAMERA_ENCODINGS = ('rgb8', 'bgr8')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
+BACKEND_CHOICES = tuple(BACKENDS)
+# The captioner may also follow the publishers (pipeline.qos_choice).
+SUBSCRIPTION_RELIABILITY_CHOICES = RELIABILITY_CHOICES + ('auto',)
 
 
 class ParameterError(ValueError):
@@ -101,11 +107,15 @@ CAMERA_PARAMETERS = (
           minimum=0, maximum=16384),
     Param('height', 480, "Frame height in pixels (0 = the source's own).",
           minimum=0, maximum=16384),
-    Param('fps', 30.0, 'Frames per second to publish; video files play at '
-          'their own rate when 0.', minimum=0.0, maximum=1000.0),
+    Param('fps', 0.0, "Frames per second to publish; 0 = the source's own "
+          '(a video file its own rate, a device its mode, an image folder '
+          '1, the test pattern 30).', minimum=0.0, maximum=1000.0),
     Param('encoding', 'rgb8', 'Published image encoding.',
           choices=CAMERA_ENCODINGS),
     Param('frame_id', 'camera', 'header.frame_id of published images.'),
+    Param('camera_info_url', '', 'Calibration YAML for camera_info '
+          '(file:///path.yaml, package://pkg/path.yaml or a path, as '
+          'camera_calibration writes it); empty = uncalibrated.'),
     Param('loop', True, 'Restart a video file or image folder at its end.'),
     Param('reliability', 'reliable', 'QoS reliability of image_raw '
           '(reliable suits every subscriber).', choices=RELIABILITY_CHOICES),
@@ -126,6 +136,11 @@ CAMERA_PARAMETERS = (
 )
 
 CAPTIONER_PARAMETERS = (
+    Param('backend', 'local', "Captioning backend: 'local' (a model loaded "
+          'in this process, on its GPU or CPU).', choices=BACKEND_CHOICES),
+    Param('autostart', True, 'Configure (load the model) and activate '
+          '(caption) at start; false: stay unconfigured until ros2 '
+          'lifecycle set.'),
     Param('model', DEFAULT_MODEL,
           'Hugging Face hub id or local directory of a BLIP-2 model.'),
     Param('device', 'auto', "Torch device: 'auto' (cuda if available), "
@@ -141,9 +156,12 @@ CAPTIONER_PARAMETERS = (
     PositiveParam('rate_hz', 1.0, 'Most captions per second; frames in '
                   'between are dropped, the newest is captioned.',
                   maximum=1000.0, live=True),
-    Param('reliability', 'best_effort', 'QoS reliability of the image '
-          'subscription (depth 1). best_effort matches every publisher; '
-          'reliable only reliable ones.', choices=RELIABILITY_CHOICES),
+    Param('reliability', 'auto', 'QoS reliability of the image '
+          'subscription (depth 1). auto: reliable when every publisher on '
+          'the topic offers reliable, else best_effort, re-checked once a '
+          'second; reliable: only reliable publishers match; best_effort: '
+          'every publisher matches, but large frames from another process '
+          'are mostly lost.', choices=SUBSCRIPTION_RELIABILITY_CHOICES),
     Param('enable', True, 'Caption (true) or pause without unloading the '
           'model (false); also the ~/enable service.', live=True),
     Param('scene_change_threshold', 0.0, 'Skip inference unless the frame '
@@ -162,8 +180,9 @@ CAPTIONER_PARAMETERS = (
           'together in one batch (several cameras); empty = image_raw. '
           "Each camera's caption goes to <its namespace>/caption."),
     Param('engine', 'auto', "'auto': the static-cache greedy fast path for "
-          "BLIP-2/OPT (generate() for other models); 'generate': always "
-          'HF generate().', choices=('auto', 'generate')),
+          "BLIP-2/OPT (else generate(), with a warning); 'fast': the fast "
+          "path or exit 1; 'generate': always HF generate().",
+          choices=('auto', 'fast', 'generate')),
     Param('cpu_threads', 0, 'Torch threads when device is cpu; 0 = one '
           'fewer than the cores, so that ROS callbacks are not starved.',
           minimum=0, maximum=1024),
@@ -172,7 +191,6 @@ CAPTIONER_PARAMETERS = (
           'image_raw/compressed.', choices=('raw', 'compressed')),
 )
 
-TRANSCRIPT_FORMATS = ('jsonl', 'srt', 'vtt')
 
 CAPTION_LOGGER_PARAMETERS = (
     Param('transcript_path', '', 'Also write captions to this file '
@@ -227,18 +245,6 @@ def caption_topics(image_topics):
                 'each camera its own namespace')
         mapping[topic] = caption
     return mapping
-
-
-def validate(specs, values):
-    """
-    Return ``{name: coerced value}`` for ``values``; raise on the first bad.
-
-    Names not in ``specs`` keep their value; missing names get defaults.
-    """
-    out = dict(values)
-    for spec in specs:
-        out[spec.name] = spec.coerce(values.get(spec.name, spec.default))
-    return out
 
 
 def find(specs, name):

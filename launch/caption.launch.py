@@ -9,6 +9,9 @@ Bring up camera -> captioner -> /caption -> caption_logger.
 
 An empty argument keeps the value from params_file (config/caption.yaml).
 ``ros2 launch camera_caption caption.launch.py --show-args`` lists them.
+The captioner is a lifecycle node that configures and activates itself
+(``autostart``), so ``ros2 lifecycle get /captioner`` says ``active``.
+This file imports no torch or OpenCV: only the argument table.
 """
 
 import os
@@ -17,31 +20,40 @@ from ament_index_python.packages import get_package_share_directory
 from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch_ros.actions import Node
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
 
 
 def _nodes(context):
+    # The overrides are typed and validated here, so a bad value stops the
+    # launch with one line that names the argument.
     values = {arg.name: context.launch_configurations.get(arg.name,
                                                           arg.default)
               for arg in LAUNCH_ARGUMENTS}
-    overrides, remappings, use_camera = node_overrides(values)
+    overrides, remappings, _ = node_overrides(values)
     params_file = values['params_file'] or os.path.join(
         get_package_share_directory('camera_caption'), 'config',
         'caption.yaml')
+    common = {'package': 'camera_caption', 'output': 'screen',
+              'emulate_tty': True, 'namespace': values['namespace']}
 
-    def node(executable, name):
-        remap = remappings[name]
-        return Node(
-            package='camera_caption', executable=executable, name=name,
-            namespace=values['namespace'], output='screen', emulate_tty=True,
-            parameters=[params_file, overrides[name]],
-            remappings=[tuple(r.split(':=')) for r in remap[1::2]])
+    def parameters(name):
+        return [params_file, overrides[name]]
 
-    nodes = [node('captioner_node', 'captioner'),
-             node('caption_logger', 'caption_logger')]
-    if use_camera:
-        nodes.insert(0, node('camera_node', 'camera'))
-    return nodes
+    return [
+        Node(executable='camera_node', name='camera',
+             parameters=parameters('camera'),
+             remappings=remappings['camera'],
+             condition=IfCondition(LaunchConfiguration('use_camera')),
+             **common),
+        LifecycleNode(executable='captioner_node', name='captioner',
+                      parameters=parameters('captioner'),
+                      remappings=remappings['captioner'], **common),
+        Node(executable='caption_logger', name='caption_logger',
+             parameters=parameters('caption_logger'),
+             remappings=remappings['caption_logger'], **common),
+    ]
 
 
 def generate_launch_description():

@@ -7,7 +7,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
+# Keep DDS on this host: Iron and later read ROS_AUTOMATIC_DISCOVERY_RANGE,
+# Humble reads ROS_LOCALHOST_ONLY.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+if [ "${ROS_DISTRO:-}" = humble ]; then export ROS_LOCALHOST_ONLY=1; fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
 
 # The package must compile on every Python our users run (Humble 3.10 .. Jazzy 3.12).
@@ -25,7 +28,7 @@ for version in 3.10 3.12; do
     "$py" - "$repo" <<'PY'
 import pathlib, sys
 root = pathlib.Path(sys.argv[1])
-files = sorted(root.glob('camera_caption/*.py')) + sorted(root.glob('test/*.py')) \
+files = sorted(root.glob('camera_caption/**/*.py')) + sorted(root.glob('test/*.py')) \
     + sorted(root.glob('launch/*.py')) + [root / 'setup.py']
 for f in files:
     compile(f.read_text(), str(f), 'exec')

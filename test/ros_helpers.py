@@ -86,3 +86,39 @@ def wait_until(predicate, timeout, interval=0.02):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def image_msg(value=128, encoding='rgb8', width=32, height=24, noise=0,
+              seed=0, frame_id=''):
+    """
+    Build a ``sensor_msgs/Image`` of one grey level, optionally noisy.
+
+    ``value`` 0-255 fills every channel; ``noise`` adds uniform integer
+    noise of that amplitude (seeded), as a real sensor would.
+    """
+    import numpy as np
+    from sensor_msgs.msg import Image
+    pixels = np.full((height, width, 3), value, np.int16)
+    if noise:
+        pixels += np.random.default_rng(seed).integers(
+            -noise, noise + 1, pixels.shape, dtype=np.int16)
+    msg = Image(width=width, height=height, encoding=encoding,
+                step=width * 3)
+    msg.header.frame_id = frame_id
+    msg.data = np.clip(pixels, 0, 255).astype(np.uint8).tobytes()
+    return msg
+
+
+def make_captioner(context, backend, **parameters):
+    """
+    Make a captioner node around an already loaded ``backend``.
+
+    For tests where loading a model is not what they test: defaults are a
+    fast rate, short captions and a reliable subscription.
+    """
+    from camera_caption.nodes.captioner_node import CaptionerNode
+    values = {'model': backend.describe().split(' ')[0], 'device': 'cpu',
+              'rate_hz': 10.0, 'max_new_tokens': 3, 'reliability': 'reliable'}
+    values.update(parameters)
+    return CaptionerNode(backend=backend, context=context,
+                         parameter_overrides=params(**values))

@@ -2,8 +2,10 @@
 
 import json
 
-from camera_caption import benchmark
+from camera_caption.tools import benchmark
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def test_benchmark_on_random_tiny_weights(tmp_path, capsys):
@@ -16,23 +18,60 @@ def test_benchmark_on_random_tiny_weights(tmp_path, capsys):
     for r in results:
         assert r['token_agreement'] == 1.0 and r['tokens_equal']
         assert r['hf_ms_per_caption'] > 0 and r['fast_ms_per_caption'] > 0
-        assert r['speedup'] == pytest.approx(
-            r['hf_ms_per_caption'] / r['fast_ms_per_caption'])
         assert r['new_tokens'] == 6 and r['cuda_graph'] is False
+        assert r['engine'] == 'fast' and r['decoder_weight_bytes'] > 0
+        assert r['fast_encode_ms'] > 0
     table = capsys.readouterr().out
     assert 'speed-up' in table and 'tiny (random weights) on cpu' in table
 
 
-def test_benchmark_loads_a_local_directory(tiny_model_dir, capsys):
+@pytest.mark.parametrize('dtype', ['float32', 'float16'])
+def test_benchmark_loads_a_local_directory(tiny_model_dir, capsys, dtype):
+    # float16 through from_pretrained keeps the Q-Former in float32.
     assert benchmark.main(['--model', tiny_model_dir, '--device', 'cpu',
-                           '--batch', '2', '--new-tokens', '4',
-                           '--repeats', '1']) == 0
-    assert f'{tiny_model_dir} on cpu' in capsys.readouterr().out
+                           '--dtype', dtype, '--batch', '2',
+                           '--new-tokens', '4', '--repeats', '1']) == 0
+    out = capsys.readouterr().out
+    assert f'{tiny_model_dir} on cpu ({dtype}), 4 new tokens; engine: fast' \
+        in out
 
 
-def test_known_configs_have_the_real_shapes():
-    config = benchmark.random_config('blip2-opt-2.7b')
-    assert config.text_config.hidden_size == 2560
-    assert config.text_config.num_hidden_layers == 32
-    assert config.vision_config.num_hidden_layers == 39
-    assert config.num_query_tokens == 32
+def test_benchmark_refuses_when_the_fast_path_cannot_run(tiny_model_dir,
+                                                         tmp_path, capsys):
+    import shutil
+    target = tmp_path / 'beams'
+    shutil.copytree(tiny_model_dir, target)
+    config = json.loads((target / 'generation_config.json').read_text())
+    config['num_beams'] = 3
+    (target / 'generation_config.json').write_text(json.dumps(config))
+    assert benchmark.main(['--model', str(target), '--device', 'cpu',
+                           '--batch', '1', '--repeats', '1']) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == (
+        'engine: generate (generation_config.num_beams = 3 needs '
+        'generate()): the fast path cannot run, nothing measured')
+    assert captured.out == ''
+
+
+def test_random_weights_keep_fp32_parts_as_from_pretrained_does(
+        tiny_model_dir):
+    from camera_caption.tools.tiny_blip2 import build_config
+    import torch
+    from transformers import Blip2ForConditionalGeneration
+
+    def dtypes(model):
+        return {name: p.dtype for name, p in model.named_parameters()}
+
+    loaded = Blip2ForConditionalGeneration.from_pretrained(
+        tiny_model_dir, **benchmark_dtype(torch.float16))
+    model = Blip2ForConditionalGeneration(build_config(
+        loaded.config.text_config.vocab_size, 3, 0, 1))
+    model = benchmark.keep_fp32_like_from_pretrained(
+        model.to(torch.float16), torch.float16)
+    assert dtypes(model) == dtypes(loaded)
+    assert model.language_projection.weight.dtype == torch.float16
+
+
+def benchmark_dtype(dtype):
+    from camera_caption.engine.caption_engine import dtype_kwarg
+    return dtype_kwarg(dtype)

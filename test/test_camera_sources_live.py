@@ -6,13 +6,15 @@ import socket
 import subprocess
 import time
 
-from camera_caption.camera_node import CameraNode
+from camera_caption.nodes.camera_node import CameraNode
 import cv2
 import numpy as np
 import pytest
 import rclpy
 from ros_helpers import params, spinning, wait_until
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+pytestmark = pytest.mark.ros
 
 
 def free_port():
@@ -114,25 +116,36 @@ def test_video_file_end_without_loop_stops_cleanly(ros_context, tmp_path,
     camera = CameraNode(context=ros_context, parameter_overrides=params(
         source=path, loop=False, fps=0.0, width=0, height=0))
     assert camera.source.fps == pytest.approx(20.0)
+    log = []
+
+    def logged(text):
+        log.append(capfd.readouterr().err)
+        return text in ''.join(log)
+
+    # Played once: it waits for a subscriber, so no frame goes to nobody.
+    assert wait_until(lambda: logged(
+        'waiting for a subscriber on /image_raw before playing'), 10)
+    assert camera.published == 0
     probe = rclpy.create_node('probe', context=ros_context)
     images = Counter(probe, Image, '/image_raw')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: not camera._thread.is_alive(), 10)
         assert wait_until(lambda: images.count == 6, 5), images.count
     assert camera.published == 6
-    log = capfd.readouterr().err
-    # Played once: it waited for a subscriber, so no frame went to nobody.
-    assert 'waiting for a subscriber on /image_raw before playing' in log
-    assert 'after 6 frames (loop is false): publishing stopped' in log
+    assert logged('after 6 frames (loop is false): publishing stopped')
+
+
+def folder_camera(context, folder, **extra):
+    """Write 0.png, 1.png, 2.png (grey 0, 50, 100); play them as bgr8."""
+    for i in range(3):
+        cv2.imwrite(str(folder / f'{i}.png'),
+                    np.full((10, 12, 3), 50 * i, np.uint8))
+    return CameraNode(context=context, parameter_overrides=params(
+        source=str(folder), width=0, height=0, encoding='bgr8', **extra))
 
 
 def test_image_folder_source_publishes_each_image(ros_context, tmp_path):
-    for i in range(3):
-        cv2.imwrite(str(tmp_path / f'{i}.png'),
-                    np.full((10, 12, 3), 50 * i, np.uint8))
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
-        source=str(tmp_path), fps=20.0, loop=False, width=0, height=0,
-        encoding='bgr8'))
+    camera = folder_camera(ros_context, tmp_path, fps=20.0, loop=False)
     probe = rclpy.create_node('probe', context=ros_context)
     images = Counter(probe, Image, '/image_raw')
     with spinning(ros_context, camera, probe):
@@ -160,9 +173,114 @@ def test_jpeg_compressed_output(ros_context):
 
 
 def test_missing_stream_at_start_is_a_clear_error(ros_context):
-    from camera_caption.frame_sources import SourceError
+    from camera_caption.frames.frame_sources import SourceError
     port = free_port()
     with pytest.raises(SourceError, match=f'127.0.0.1:{port}'):
         CameraNode(context=ros_context, parameter_overrides=params(
             source=f'http://127.0.0.1:{port}/none.mjpg',
             stream_timeout_s=1.0))
+
+
+def test_camera_info_beside_each_image_uncalibrated_and_from_a_file(
+        ros_context, tmp_path):
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=160, height=120, fps=30.0))
+    probe = rclpy.create_node('probe', context=ros_context)
+    images = Counter(probe, Image, '/image_raw')
+    infos = Counter(probe, CameraInfo, '/camera_info')
+    with spinning(ros_context, camera, probe):
+        assert wait_until(lambda: infos.count >= 3 and images.count >= 3, 10)
+    info = infos.last
+    assert (info.width, info.height) == (160, 120)
+    assert list(info.k) == [0.0] * 9        # uncalibrated, as drivers do
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec)
+              for m in images.all}
+    assert (info.header.stamp.sec, info.header.stamp.nanosec) in stamps
+    assert info.header.frame_id == 'camera'
+
+    calibration = tmp_path / 'cam.yaml'
+    calibration.write_text(
+        'image_width: 160\nimage_height: 120\ncamera_name: cam\n'
+        'camera_matrix:\n  rows: 3\n  cols: 3\n'
+        '  data: [100.0, 0.0, 80.0, 0.0, 101.0, 60.0, 0.0, 0.0, 1.0]\n'
+        'distortion_model: plumb_bob\n'
+        'distortion_coefficients:\n  rows: 1\n  cols: 5\n'
+        '  data: [0.1, -0.2, 0.0, 0.0, 0.0]\n')
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=160, height=120, fps=30.0,
+        camera_info_url=f'file://{calibration}'))
+    probe = rclpy.create_node('probe2', context=ros_context)
+    infos = Counter(probe, CameraInfo, '/camera_info')
+    with spinning(ros_context, camera, probe):
+        assert wait_until(lambda: infos.count >= 2, 10)
+    info = infos.last
+    assert list(info.k) == [100.0, 0.0, 80.0, 0.0, 101.0, 60.0, 0.0, 0.0,
+                            1.0]
+    assert info.distortion_model == 'plumb_bob'
+    assert list(info.d) == [0.1, -0.2, 0.0, 0.0, 0.0]
+    assert list(info.p)[:3] == [100.0, 0.0, 80.0]
+
+
+def test_bad_calibration_file_is_a_clear_start_error(ros_context, tmp_path):
+    from camera_caption.parameters import ParameterError
+    with pytest.raises(ParameterError, match='camera_info_url'):
+        CameraNode(context=ros_context, parameter_overrides=params(
+            source='test_pattern', camera_info_url=str(tmp_path / 'no.yaml')))
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('just: text\n')
+    with pytest.raises(ParameterError, match="no 'camera_matrix'"):
+        CameraNode(context=ros_context, parameter_overrides=params(
+            source='test_pattern', camera_info_url=str(bad)))
+
+
+def test_a_corrupt_image_in_a_folder_is_skipped_and_the_rest_published(
+        ros_context, tmp_path, capfd):
+    (tmp_path / '1b.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
+    camera = folder_camera(ros_context, tmp_path, fps=50.0, loop=True)
+    probe = rclpy.create_node('probe', context=ros_context)
+    images = Counter(probe, Image, '/image_raw')
+    with spinning(ros_context, camera, probe):
+        # Three rounds of the folder: the corrupt file each time.
+        assert wait_until(lambda: camera.frames_failed >= 3, 10)
+        assert wait_until(lambda: images.count >= 6, 10)
+        assert camera._thread.is_alive()
+    warnings = [line for line in capfd.readouterr().err.splitlines()
+                if 'frame skipped' in line]
+    assert len(warnings) == 1, warnings       # rate-limited: one line
+    assert '1b.png' in warnings[0] and 'could not be decoded' in warnings[0]
+    assert {msg.data[0] for msg in images.all} == {0, 50, 100}
+
+
+class OddFrames:
+    """A camera that now and then delivers a frame with 4 channels."""
+
+    def __init__(self, source):
+        self.source, self.reads = source, 0
+        for attr in ('name', 'paced', 'fps', 'width', 'height'):
+            setattr(self, attr, getattr(source, attr))
+
+    def read(self):
+        self.reads += 1
+        frame = self.source.read()
+        if self.reads % 3 == 0:
+            return np.dstack([frame, frame[:, :, :1]])  # BGRA-like
+        return frame
+
+    def close(self):
+        self.source.close()
+
+
+def test_capture_thread_survives_publish_errors(ros_context, capfd):
+    camera = CameraNode(context=ros_context, parameter_overrides=params(
+        source='test_pattern', width=32, height=24, fps=60.0))
+    camera.source = OddFrames(camera.source)
+    probe = rclpy.create_node('probe', context=ros_context)
+    images = Counter(probe, Image, '/image_raw')
+    with spinning(ros_context, camera, probe):
+        assert wait_until(lambda: camera.frames_failed >= 5, 10)
+        seen = images.count
+        assert wait_until(lambda: images.count >= seen + 5, 10)
+        assert camera._thread.is_alive()
+    warnings = [line for line in capfd.readouterr().err.splitlines()
+                if 'frame skipped, publish failed' in line]
+    assert len(warnings) == 1, warnings

@@ -1,7 +1,6 @@
 """The captioner keeps running through bad frames, failures and bad params."""
 
-from camera_caption.camera_node import CameraNode
-from camera_caption.captioner_node import CaptionerNode
+from camera_caption.nodes.camera_node import CameraNode
 from input_catalogue import COMPRESSED_CASES, RAW_CASES
 import numpy as np
 import pytest
@@ -10,14 +9,16 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import (CaptionListener, feed, params, spinning,
-                         wait_until)
+from ros_helpers import (CaptionListener, feed, image_msg, make_captioner,
+                         params, spinning, wait_until)
 from sensor_msgs.msg import CompressedImage, Image
+
+pytestmark = pytest.mark.ros
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def image_msg(fields):
+def catalogue_msg(fields):
     msg = Image()
     msg.width, msg.height = fields['width'], fields['height']
     msg.encoding, msg.step = fields['encoding'], fields['step']
@@ -26,27 +27,13 @@ def image_msg(fields):
     return msg
 
 
-def good_image(value=128):
-    return image_msg({'width': 16, 'height': 12, 'encoding': 'rgb8',
-                      'step': 48, 'is_bigendian': 0,
-                      'data': bytes([value]) * (48 * 12)})
-
-
-def make_captioner(context, tiny_model_dir, **extra):
-    values = {'model': tiny_model_dir, 'device': 'cpu', 'rate_hz': 50.0,
-              'max_new_tokens': 3, 'reliability': 'reliable'}
-    values.update(extra)
-    return CaptionerNode(context=context,
-                         parameter_overrides=params(**values))
-
-
 def keys_of_warnings(text):
     return [line for line in text.splitlines() if 'frame skipped' in line]
 
 
 def test_every_catalogued_bad_frame_is_skipped_and_the_next_captioned(
-        ros_context, tiny_model_dir, capfd):
-    captioner = make_captioner(ros_context, tiny_model_dir)
+        ros_context, tiny_backend, capfd):
+    captioner = make_captioner(ros_context, tiny_backend)
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
     captions = CaptionListener(driver)
@@ -55,12 +42,12 @@ def test_every_catalogued_bad_frame_is_skipped_and_the_next_captioned(
         assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
         for i in range(3):                      # each problem three times
             for j, (_, fields, _) in enumerate(bad):
-                pub.publish(image_msg(fields))
+                pub.publish(catalogue_msg(fields))
                 # depth 1 keeps only the newest: let each one be taken.
                 n = i * len(bad) + j + 1
                 assert wait_until(lambda: captioner.skipped_frames == n, 5)
         assert captions.items == []
-        pub.publish(good_image())
+        pub.publish(image_msg())
         assert captions.wait_for(1, 10), 'next good frame not captioned'
     warnings = keys_of_warnings(capfd.readouterr().err)
     # One line per distinct problem (field + reason), not per frame.
@@ -73,11 +60,11 @@ def test_every_catalogued_bad_frame_is_skipped_and_the_next_captioned(
 
 
 def test_compressed_transport_end_to_end_and_corrupt_jpeg(
-        ros_context, tiny_model_dir, capfd):
+        ros_context, tiny_backend, capfd):
     camera = CameraNode(context=ros_context, parameter_overrides=params(
         source='test_pattern', width=160, height=120, fps=10.0,
         publish_compressed=True))
-    captioner = make_captioner(ros_context, tiny_model_dir,
+    captioner = make_captioner(ros_context, tiny_backend,
                                image_transport='compressed', rate_hz=5.0)
     driver = rclpy.create_node('driver', context=ros_context)
     captions = CaptionListener(driver)
@@ -98,8 +85,8 @@ def test_compressed_transport_end_to_end_and_corrupt_jpeg(
 
 
 def test_a_failed_inference_is_logged_and_the_next_frame_captioned(
-        ros_context, tiny_model_dir, capfd):
-    captioner = make_captioner(ros_context, tiny_model_dir)
+        ros_context, tiny_backend, capfd):
+    captioner = make_captioner(ros_context, tiny_backend)
     failures = []
 
     def fail_once(module, args):
@@ -107,7 +94,7 @@ def test_a_failed_inference_is_logged_and_the_next_frame_captioned(
             failures.append(1)
             raise RuntimeError('CUDA out of memory (injected)')
 
-    hook = captioner.engine.model.vision_model.register_forward_pre_hook(
+    hook = captioner.backend.engine.model.vision_model.register_forward_pre_hook(
         fail_once)
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
@@ -115,14 +102,14 @@ def test_a_failed_inference_is_logged_and_the_next_frame_captioned(
     try:
         with spinning(ros_context, captioner, driver):
             assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
-            pub.publish(good_image(10))
+            pub.publish(image_msg(10))
             assert wait_until(lambda: captioner.worker.errors == 1, 10)
-            pub.publish(good_image(200))
+            pub.publish(image_msg(200))
             assert captions.wait_for(1, 10)
     finally:
         hook.remove()
-    assert 'caption failed, frame skipped: RuntimeError: CUDA out of ' \
-        'memory (injected)' in capfd.readouterr().err
+    assert 'caption failed, batch of 1 frame(s) skipped: RuntimeError: ' \
+        'CUDA out of memory (injected)' in capfd.readouterr().err
 
 
 def set_parameter(node, target, name, value):
@@ -152,18 +139,18 @@ def set_parameter(node, target, name, value):
     ('reliability', 'reliable', 'read-only'),
 ])
 def test_param_set_with_bad_values_is_refused_with_a_reason(
-        ros_context, tiny_model_dir, name, value, reason):
-    captioner = make_captioner(ros_context, tiny_model_dir)
+        ros_context, tiny_backend, name, value, reason):
+    captioner = make_captioner(ros_context, tiny_backend)
     client = rclpy.create_node('param_client', context=ros_context)
     with spinning(ros_context, captioner, client):
         result = set_parameter(client, 'captioner', name, value)
     assert not result.successful
     assert reason in result.reason
-    assert captioner.params['rate_hz'] == 50.0
+    assert captioner.params['rate_hz'] == 10.0     # unchanged
 
 
-def test_param_set_live_values_take_effect(ros_context, tiny_model_dir):
-    captioner = make_captioner(ros_context, tiny_model_dir)
+def test_param_set_live_values_take_effect(ros_context, tiny_backend):
+    captioner = make_captioner(ros_context, tiny_backend)
     client = rclpy.create_node('param_client', context=ros_context)
     with spinning(ros_context, captioner, client):
         assert set_parameter(client, 'captioner', 'rate_hz', 3).successful
@@ -178,16 +165,16 @@ def test_param_set_live_values_take_effect(ros_context, tiny_model_dir):
 
 
 def test_good_frames_still_flow_between_bad_ones(ros_context,
-                                                 tiny_model_dir):
-    captioner = make_captioner(ros_context, tiny_model_dir, rate_hz=20.0)
+                                                 tiny_backend):
+    captioner = make_captioner(ros_context, tiny_backend, rate_hz=20.0)
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
     captions = CaptionListener(driver)
-    bad = image_msg(RAW_CASES[-3][1])
+    bad = catalogue_msg(RAW_CASES[-3][1])
     with spinning(ros_context, captioner, driver):
         assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
         for i in range(20):      # each frame handled before the next
-            assert feed(pub, bad if i % 2 else good_image(
+            assert feed(pub, bad if i % 2 else image_msg(
                 int(np.uint8(i * 9))), lambda: captioner.worker.captions
                 + captioner.skipped_frames)
         assert captioner.skipped_frames == 10

@@ -1,12 +1,17 @@
 """The demo model says what the frame shows, loaded like any checkpoint."""
 
-from camera_caption.caption_engine import CaptionEngine
-from camera_caption.demo_model import CHECK_SIZES, is_complete, MARKER
-from camera_caption.frame_sources import open_source, TestPatternSource
-from camera_caption.scenes import (BACKGROUNDS, canonical_scenes, caption_of,
-                                   COLOURS, render_scene, SHAPES)
+from camera_caption.engine.caption_engine import CaptionEngine
+from camera_caption.frames.frame_sources import (open_source,
+                                                 TestPatternSource)
+from camera_caption.frames.scenes import (BACKGROUNDS, canonical_scenes,
+                                          caption_of, COLOURS, render_scene,
+                                          SHAPES)
+from camera_caption.tools.demo_model import (CHECK_SIZES, is_complete,
+                                             MARKER)
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def rgb(frame):

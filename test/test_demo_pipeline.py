@@ -7,11 +7,11 @@ read as rgb8 would be captioned blue, so these tests catch channel-order
 bugs, stale frames and gates that drop the wrong captions.
 """
 
-from camera_caption.camera_node import CameraNode
-from camera_caption.captioner_node import CaptionerNode
-from camera_caption.image_conversion import bgr_to_encoding
-from camera_caption.scenes import (canonical_scenes, caption_of,
-                                   render_scene)
+from camera_caption.frames.image_conversion import bgr_to_encoding
+from camera_caption.frames.scenes import (canonical_scenes, caption_of,
+                                          render_scene)
+from camera_caption.nodes.camera_node import CameraNode
+from camera_caption.nodes.captioner_node import CaptionerNode
 import cv2
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from ros_helpers import (CaptionListener, feed, params, spinning,
                          wait_until)
 from sensor_msgs.msg import CompressedImage, Image
 
+pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 RED_SQUARE = ('red', 'square', 'white')
 BLUE_CIRCLE = ('blue', 'circle', 'black')

@@ -8,6 +8,8 @@ from camera_caption.parameters import NODE_PARAMETERS
 import pytest
 import yaml
 
+pytestmark = pytest.mark.unit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -68,12 +70,12 @@ def test_readme_documents_every_launch_argument():
 def test_readme_names_every_executable_and_setup_py_installs_them():
     rows = readme_table('## Nodes, topics and executables')
     setup = read('setup.py')
-    scripts = re.findall(r"'(\w+) = camera_caption\.(\w+):main'", setup)
+    scripts = re.findall(r"'(\w+) = camera_caption\.([\w.]+):main'", setup)
     assert sorted(rows) == sorted(['executable (`ros2 run camera_caption …`)']
                                   + [name for name, _ in scripts])
     for name, module in scripts:
         assert os.path.exists(os.path.join(ROOT, 'camera_caption',
-                                           module + '.py'))
+                                           *module.split('.')) + '.py')
 
 
 def test_readme_test_command_is_what_ci_runs():
@@ -81,3 +83,46 @@ def test_readme_test_command_is_what_ci_runs():
     section = readme[readme.index('## Tests'):]
     command = re.search(r'```bash\n(.+?)\n```', section, re.S).group(1)
     assert command.strip() in read('.ci', 'run')
+
+
+def readme_commands(prefix):
+    """Return the README's shell lines starting with ``prefix``, split."""
+    import shlex
+    lines = [line for line in read('README.md').splitlines()
+             if line.startswith(prefix)]
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+def test_readme_param_set_lines_parse_as_the_ros2_cli_parses_them():
+    # ros2 param set hands the value to rclpy's get_parameter_value, which
+    # reads it as YAML: "Question: ... Answer:" alone is a YAML mapping.
+    from rclpy.parameter import get_parameter_value, \
+        parameter_value_to_python
+    commands = readme_commands('ros2 param set ')
+    assert len(commands) >= 4
+    for words in commands:
+        node, name, text = words[3], words[4], words[5]
+        node_name = node.rsplit('/', 1)[-1]
+        spec = next(s for s in NODE_PARAMETERS[node_name] if s.name == name)
+        value = parameter_value_to_python(get_parameter_value(text))
+        assert spec.coerce(value) is not None, words
+        if name == 'prompt':
+            assert value == 'Question: is anyone at the door? Answer:'
+
+
+def test_readme_launch_and_run_sh_lines_use_only_real_arguments():
+    import shlex
+    text = read('README.md').replace('\\\n', ' ')
+    names = {a.name for a in LAUNCH_ARGUMENTS}
+    launches = [shlex.split(line, comments=True) for line in text.splitlines()
+                if 'ros2 launch camera_caption caption.launch.py' in line]
+    scripts = [shlex.split(line, comments=True) for line in text.splitlines()
+               if line.startswith('bash scripts/run.sh')]
+    assert launches and scripts
+    for words in launches:
+        for word in words[3:]:
+            if ':=' in word:
+                assert word.split(':=')[0] in names, word
+    for words in scripts:
+        options = [w[2:] for w in words[2:] if w.startswith('--')]
+        assert options and set(options) <= names | {'help'}, words

@@ -1,12 +1,14 @@
 """Frame sources on real files written and decoded by OpenCV."""
 
-from camera_caption.frame_sources import (classify, ImageFolderSource,
-                                          open_source, SourceError,
-                                          TestPatternSource,
-                                          VideoCaptureSource)
+from camera_caption.frames.frame_sources import (classify, ImageFolderSource,
+                                                 open_source, SourceError,
+                                                 TestPatternSource,
+                                                 VideoCaptureSource)
 import cv2
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def write_video(path, n=10, fps=15.0, size=(64, 48)):

@@ -2,11 +2,14 @@
 
 import json
 
-from camera_caption.caption_gates import CaptionDeduper, SceneChangeGate
-from camera_caption.caption_stats import RateWindow, Stat
-from camera_caption.transcript import TranscriptWriter
+from camera_caption.pipeline.caption_gates import (CaptionDeduper,
+                                                   SceneChangeGate)
+from camera_caption.pipeline.caption_stats import RateWindow, Stat
+from camera_caption.pipeline.transcript import TranscriptWriter
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def frame(value, noise=0, seed=0):

@@ -1,12 +1,14 @@
 """Image message fields -> RGB: every encoding, checked pixel values."""
 
-from camera_caption.image_conversion import (bgr_to_encoding,
-                                             compressed_to_rgb,
-                                             ImageConversionError,
-                                             raw_to_rgb)
+from camera_caption.frames.image_conversion import (bgr_to_encoding,
+                                                    compressed_to_rgb,
+                                                    ImageConversionError,
+                                                    raw_to_rgb)
 import cv2
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.unit
 
 RNG = np.random.default_rng(1)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)

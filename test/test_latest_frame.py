@@ -1,12 +1,16 @@
 """The one-frame slot, the throttle and the caption worker thread."""
 
+from dataclasses import replace
 import threading
 import time
 
-from camera_caption.caption_worker import CaptionWorker
-from camera_caption.latest_frame import Frame, LatestFrames, Throttle
+from camera_caption.frames.latest_frame import Frame, LatestFrames, Throttle
+from camera_caption.pipeline.caption_worker import CaptionWorker
+from camera_caption.pipeline.settings import CaptionSettings
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def test_slots_keep_only_the_newest_per_camera_and_count_drops():
@@ -62,7 +66,7 @@ def make_worker(settings, caption_fn):
 
 
 def test_worker_captions_newest_frame_at_the_rate_without_backlog():
-    settings = {'rate_hz': 5.0, 'prompt': 'p', 'max_new_tokens': 3}
+    settings = CaptionSettings(rate_hz=5.0, prompt='p', max_new_tokens=3)
     seen = []
 
     def caption(images, prompt, max_new_tokens):
@@ -91,7 +95,7 @@ def test_worker_captions_newest_frame_at_the_rate_without_backlog():
 
 
 def test_worker_survives_errors_and_reads_settings_live():
-    settings = {'rate_hz': 50.0, 'prompt': '', 'max_new_tokens': 5}
+    settings = CaptionSettings(rate_hz=50.0, prompt='', max_new_tokens=5)
     calls = []
 
     def caption(images, prompt, max_new_tokens):
@@ -110,7 +114,7 @@ def test_worker_survives_errors_and_reads_settings_live():
     worker.submit(frame)
     while not results and time.monotonic() < deadline:
         time.sleep(0.01)
-    settings['prompt'] = 'Question: what? Answer:'
+    worker.update(replace(settings, prompt='Question: what? Answer:'))
     worker.submit(frame)
     while len(results) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -120,8 +124,8 @@ def test_worker_survives_errors_and_reads_settings_live():
 
 
 def test_worker_stops_promptly_while_idle():
-    worker, results, _ = make_worker({'rate_hz': 0.01, 'prompt': '',
-                                      'max_new_tokens': 1}, lambda *a: ['x'])
+    worker, results, _ = make_worker(
+        CaptionSettings(rate_hz=0.01, max_new_tokens=1), lambda *a: ['x'])
     worker.start()
     worker.submit(Frame(np.zeros((1, 1, 3), np.uint8)))
     deadline = time.monotonic() + 5

@@ -1,11 +1,12 @@
 """Parameter validation and the launch-argument mapping (no ROS needed)."""
 
-from camera_caption.launch_arguments import (LAUNCH_ARGUMENTS,
-                                             node_overrides, parse_bool)
-from camera_caption.parameters import (CAMERA_PARAMETERS,
-                                       CAPTIONER_PARAMETERS, find,
-                                       ParameterError, validate)
+from camera_caption.launch_arguments import (LAUNCH_ARGUMENTS, node_overrides,
+                                             parse_bool)
+from camera_caption.parameters import (CAMERA_PARAMETERS, CAPTIONER_PARAMETERS,
+                                       find, ParameterError)
 import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def spec(name, specs=CAPTIONER_PARAMETERS):
@@ -50,12 +51,6 @@ def test_camera_source_accepts_integer_index_and_bool_strings():
         find(CAMERA_PARAMETERS, 'fps').coerce(-5)
 
 
-def test_validate_fills_defaults():
-    values = validate(CAPTIONER_PARAMETERS, {'rate_hz': 3})
-    assert values['rate_hz'] == 3.0
-    assert values['model'] == 'Salesforce/blip2-opt-2.7b'
-
-
 def test_launch_arguments_map_to_node_parameters():
     overrides, remap, use_camera = node_overrides({
         'source': '0', 'model': '/models/blip2', 'rate_hz': '2',
@@ -66,8 +61,9 @@ def test_launch_arguments_map_to_node_parameters():
                                       'rate_hz': 2.0, 'max_new_tokens': 12}
     assert use_camera is False
     assert remap['captioner'] == [
-        '-r', 'image_raw:=/camera/color/image_raw',
-        '-r', 'image_raw/compressed:=/camera/color/image_raw/compressed']
+        ('image_raw', '/camera/color/image_raw'),
+        ('image_raw/compressed', '/camera/color/image_raw/compressed'),
+        ('camera_info', '/camera/color/camera_info')]
     assert remap['camera'] == remap['captioner']
 
 

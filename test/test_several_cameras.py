@@ -2,15 +2,17 @@
 
 import time
 
-from camera_caption.captioner_node import CaptionerNode
+from camera_caption.nodes.captioner_node import CaptionerNode
 from camera_caption.parameters import (caption_topic_for, caption_topics,
                                        image_topic_list, ParameterError)
-import numpy as np
 import pytest
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import CaptionListener, params, spinning, wait_until
+from ros_helpers import (CaptionListener, image_msg, params, spinning,
+                         wait_until)
 from sensor_msgs.msg import Image
+
+pytestmark = pytest.mark.ros
 
 
 @pytest.mark.parametrize('image_topic,caption_topic', [
@@ -29,20 +31,14 @@ def test_topic_list_and_collisions():
         caption_topics(['/a/left_raw', '/a/right_raw'])
 
 
-def image(value):
-    msg = Image(width=32, height=24, encoding='rgb8', step=96)
-    msg.data = np.full((24, 32, 3), value, np.uint8).tobytes()
-    return msg
-
-
 def test_two_cameras_are_captioned_in_one_batch(ros_context,
                                                 tiny_model_dir):
     captioner = CaptionerNode(context=ros_context, parameter_overrides=params(
         model=tiny_model_dir, device='cpu', rate_hz=5.0, max_new_tokens=4,
         reliability='reliable',
         image_topics='/cam1/image_raw,/cam2/image_raw'))
-    assert captioner.engine.fast is not None
-    assert captioner.engine.fast.max_batch == 2
+    assert captioner.backend.engine.fast is not None
+    assert captioner.backend.engine.fast.max_batch == 2
     driver = rclpy.create_node('driver', context=ros_context)
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     pubs = [driver.create_publisher(Image, f'/cam{i}/image_raw', qos)
@@ -53,7 +49,7 @@ def test_two_cameras_are_captioned_in_one_batch(ros_context,
                                       for p in pubs), 10)
         for i in range(25):
             for n, pub in enumerate(pubs):
-                pub.publish(image((i * 10 + n * 100) % 256))
+                pub.publish(image_msg((i * 10 + n * 100) % 256))
             time.sleep(0.04)
         assert all(lst.wait_for(3, 10) for lst in listeners)
     worker = captioner.worker

@@ -1,6 +1,9 @@
 """A bounded soak (about 40 s): the pipeline keeps its rate and its memory."""
 
-from camera_caption.soak import soak
+from camera_caption.tools.soak import soak
+import pytest
+
+pytestmark = pytest.mark.slow
 
 
 def test_short_soak_keeps_rate_and_memory(tiny_model_dir):

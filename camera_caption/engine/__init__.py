@@ -1,0 +1,1 @@
+"""Captioning backends behind one small interface (no ROS import)."""

@@ -1,0 +1,70 @@
+"""
+The captioning backend seam: all that the worker and the captioner know.
+
+No ROS import.  A backend captions a batch of frames (``H x W x 3`` uint8
+RGB arrays) with a prompt and a token limit, describes itself in one line,
+reports its figures for ``/diagnostics`` and frees what it holds.  The
+captioner's ``backend`` parameter picks one from :data:`BACKENDS`; adding a
+backend is a module with a :class:`CaptionBackend` subclass plus one line
+there (and its parameters in :mod:`camera_caption.parameters`).
+"""
+
+import abc
+import importlib
+
+# backend parameter value -> 'module:class'
+BACKENDS = {
+    'local': 'camera_caption.engine.local_backend:LocalBackend',
+}
+
+
+class CaptionBackend(abc.ABC):
+    """Turn frames into captions."""
+
+    @classmethod
+    @abc.abstractmethod
+    def create(cls, params, max_batch, log):
+        """
+        Make the backend ready (load a model, reach a server).
+
+        ``params`` holds the captioner's validated parameter values,
+        ``max_batch`` the most frames one call will get (the cameras), and
+        ``log`` is an object with ``info`` and ``warning``.  Raises
+        :class:`~camera_caption.engine.caption_engine.ModelLoadError`
+        with one line of advice when it cannot.
+        """
+
+    @abc.abstractmethod
+    def caption(self, frames, prompt, max_new_tokens):
+        """Return one caption per frame (the prompt not repeated)."""
+
+    @abc.abstractmethod
+    def describe(self):
+        """Say in one line what captions (for the log)."""
+
+    def stats(self):
+        """Return ``{name: value}`` figures for ``/diagnostics``."""
+        return {}
+
+    def problem(self):
+        """Return why the backend is degraded ('' when it is not)."""
+        return ''
+
+    def close(self):
+        """Free what the backend holds (GPU memory, connections)."""
+
+
+def backend_class(name):
+    """Return the :class:`CaptionBackend` class registered as ``name``."""
+    try:
+        module_name, _, class_name = BACKENDS[name].partition(':')
+    except KeyError:
+        raise ValueError(f"backend '{name}' is not one of "
+                         + ', '.join(sorted(BACKENDS))) from None
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def open_backend(params, max_batch, log):
+    """Open the backend that ``params['backend']`` names."""
+    return backend_class(params.get('backend', 'local')).create(
+        params, max_batch, log)

@@ -1,0 +1,72 @@
+"""
+caption_logger node: log every caption, optionally keep a transcript.
+
+Logs each ``std_msgs/String`` on ``caption``.  With ``transcript_path``
+set it also writes every caption of ``caption_info`` (the captioner's JSON
+with the image stamp) to a JSON Lines, SubRip or WebVTT file, flushed per
+caption.
+"""
+
+import json
+import sys
+
+from camera_caption.nodes.node_runner import run_node
+from camera_caption.nodes.ros_parameters import declare_parameters
+from camera_caption.parameters import CAPTION_LOGGER_PARAMETERS
+from camera_caption.pipeline.transcript import TranscriptWriter
+from rclpy.node import Node
+from std_msgs.msg import String
+
+
+class CaptionLoggerNode(Node):
+    """Echo ``std_msgs/String`` captions through the node's logger."""
+
+    def __init__(self, **kwargs):
+        self.transcript = None  # set first: destroy_node() runs on failure too
+        super().__init__('caption_logger', **kwargs)
+        self.params = declare_parameters(self, CAPTION_LOGGER_PARAMETERS)
+        self.count = 0
+        self.subscription = self.create_subscription(
+            String, 'caption', self._on_caption, 10)
+        self.transcript = None
+        if self.params['transcript_path']:
+            self.transcript = TranscriptWriter(
+                self.params['transcript_path'],
+                self.params['transcript_format'],
+                self.params['subtitle_duration_s'])
+            self.info_subscription = self.create_subscription(
+                String, 'caption_info', self._on_info, 10)
+            self.get_logger().info(
+                f'writing {self.params["transcript_format"]} transcript to '
+                f'{self.transcript.path}')
+        self.get_logger().info(
+            f'logging captions of {self.subscription.topic_name}')
+
+    def _on_caption(self, msg):
+        self.count += 1
+        self.get_logger().info(f'caption: {msg.data}')
+
+    def _on_info(self, msg):
+        try:
+            info = json.loads(msg.data)
+            self.transcript.write(float(info['stamp']), str(info['caption']),
+                                  str(info.get('image_topic', '')))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.get_logger().warning(
+                f'caption_info not understood ({exc}): {msg.data[:80]!r}',
+                throttle_duration_sec=5.0)
+
+    def destroy_node(self):
+        """Close the transcript."""
+        if self.transcript is not None:
+            self.transcript.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Entry point of ``ros2 run camera_caption caption_logger``."""
+    sys.exit(run_node(CaptionLoggerNode, args))
+
+
+if __name__ == '__main__':
+    main()

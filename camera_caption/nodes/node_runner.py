@@ -1,0 +1,129 @@
+"""
+Run nodes the way every executable of this package does.
+
+Ctrl-C and SIGTERM stop the executor, then worker threads are joined and
+nodes destroyed before the context shuts down, so a node exits within a
+fraction of a second with status 0 and no traceback, model loading
+included: nodes are built on a starter thread, and a signal that comes
+while one is still being built (a model loading from a slow disk or
+network) ends the process at once.  A start-up error (bad parameter,
+missing camera, a model that does not load) is logged in one line and
+exits with status 1.
+"""
+
+import os
+import signal
+import sys
+import threading
+
+from camera_caption.engine.caption_engine import ModelLoadError
+from camera_caption.frames.frame_sources import SourceError
+from camera_caption.parameters import ParameterError
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+START_ERRORS = (ParameterError, SourceError, ModelLoadError)
+# How often the spin loop looks at the stop flag (seconds).
+_POLL = 0.1
+
+
+def _init(args):
+    try:
+        from rclpy.signals import SignalHandlerOptions
+    except ImportError:  # pragma: no cover - rclpy older than Humble
+        rclpy.init(args=args)
+        return
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def run_nodes(factories, args=None, stop=None, advice=None):
+    """
+    Create a node with each of ``factories`` and spin them together.
+
+    ``stop`` (a threading.Event) ends the run when set; SIGINT and SIGTERM
+    set it when called from the main thread.  ``advice(message)`` may
+    rewrite a start-up error for the entry point that was used (its option
+    syntax).  Returns the exit status.
+    """
+    stop = stop or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    _init(args)
+    nodes = []
+    # Callbacks only convert and hand over (inference, capture and publishing
+    # run on our own threads), so one executor thread suffices; rclpy's
+    # MultiThreadedExecutor busy-waits on subscriptions whose callbacks are
+    # queued but not yet running, starving those very threads.
+    executor = SingleThreadedExecutor()
+    failure = []
+    status = 0
+
+    def spin():
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+        except BaseException as exc:  # noqa: B902 - reported by main thread
+            failure.append(exc)
+        finally:
+            stop.set()
+
+    # executor.spin() on its own thread: the main thread only waits for a
+    # signal (a spin_once(timeout) loop would rebuild the wait set on every
+    # call and busy-loop while callbacks are pending).
+    spinner = threading.Thread(target=spin, name='executor', daemon=True)
+    started = threading.Event()
+
+    def start():
+        try:
+            for factory in factories:
+                if stop.is_set():
+                    return
+                nodes.append(factory())
+                executor.add_node(nodes[-1])
+            spinner.start()
+        except BaseException as exc:  # noqa: B902 - reported by main thread
+            failure.append(exc)
+            stop.set()
+        finally:
+            started.set()
+
+    starter = threading.Thread(target=start, name='starter', daemon=True)
+    try:
+        starter.start()
+        while not stop.wait(_POLL) and rclpy.ok():
+            pass
+        if not started.wait(0.2 if previous else 30.0):
+            # Still building a node (loading a model): nothing can be
+            # interrupted there, so leave now rather than when it ends.
+            rclpy.logging.get_logger('camera_caption').info(
+                'stopped while starting up')
+            if previous:           # a program's main thread: just exit
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        if failure:
+            raise failure[0]
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except START_ERRORS as exc:
+        rclpy.logging.get_logger('camera_caption').fatal(
+            advice(str(exc)) if advice else str(exc))
+        status = 1
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        if spinner.is_alive():     # not started when a factory failed
+            spinner.join(1.0)
+        for node in reversed(nodes):
+            node.destroy_node()
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def run_node(factory, args=None):
+    """Run the single node that ``factory()`` makes; return exit status."""
+    return run_nodes([factory], args)

@@ -1,0 +1,1 @@
+"""The captioning worker, its gates, settings and figures (no ROS import)."""

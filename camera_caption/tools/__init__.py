@@ -1,0 +1,1 @@
+"""Developer tools: benchmarks, soak, offline models; never imported at run time."""
