@@ -32,6 +32,7 @@ setup(
             'caption_logger = camera_caption.nodes.caption_logger_node:main',
             'benchmark = camera_caption.tools.benchmark:main',
             'transport_benchmark = camera_caption.tools.transport_benchmark:main',
+            'demo_model = camera_caption.tools.demo_model:main',
         ],
     },
 )

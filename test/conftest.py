@@ -1,4 +1,4 @@
-"""Shared fixtures: DDS kept on this host, a tiny BLIP-2, rclpy contexts."""
+"""Shared fixtures: DDS on this host, tiny and demo BLIP-2, rclpy contexts."""
 
 import os
 
@@ -27,6 +27,18 @@ def tiny_model_dir(tmp_path_factory):
     from camera_caption.tools.tiny_blip2 import build_tiny_blip2
     return build_tiny_blip2(str(tmp_path_factory.mktemp('tiny_blip2')),
                             seed=0, weight_scale=4.0)
+
+
+@pytest.fixture(scope='session')
+def demo_model_dir():
+    """
+    Return the directory of the trained demo model (it tells the truth).
+
+    Trained once per machine and recipe into the user's cache directory
+    ($XDG_CACHE_HOME/camera_caption, about a minute), reused afterwards.
+    """
+    from camera_caption.tools.demo_model import cached_demo_model
+    return cached_demo_model(log=lambda line: print(f'demo model: {line}'))
 
 
 @pytest.fixture(scope='session')

@@ -8,11 +8,12 @@ Sources that are not paced by hardware (files, the test pattern) report
 ``paced = False`` and the caller sleeps to ``fps``.
 """
 
+import math
 import os
 import sys
 import threading
 
-import numpy as np
+from camera_caption.frames import scenes
 
 try:
     import cv2
@@ -52,37 +53,49 @@ class FrameSource:
 
 
 class TestPatternSource(FrameSource):
-    """Colour bars with a moving square and a frame counter band."""
+    """
+    The demo model's scenes in turn: one coloured shape, slowly moving.
+
+    Every ``scene_seconds`` of frames (counted at ``fps``, not wall time,
+    so the sequence is deterministic) the next scene of
+    :func:`camera_caption.frames.scenes.canonical_scenes` comes up; within a
+    scene the shape circles slowly around the centre, so consecutive
+    frames always differ.  :meth:`scene` says what frame ``n`` shows.
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, width=640, height=480, fps=30.0):
+    def __init__(self, width=640, height=480, fps=30.0, scene_seconds=3.0):
         if width <= 0 or height <= 0:
             raise SourceError(
                 f'test_pattern needs a positive size, got {width}x{height}')
         self.name = TEST_PATTERN
         self.width, self.height, self.fps = int(width), int(height), fps
-        colours = np.array([[255, 255, 255], [0, 255, 255], [255, 255, 0],
-                            [0, 255, 0], [255, 0, 255], [0, 0, 255],
-                            [255, 0, 0], [0, 0, 0]], np.uint8)  # BGR
-        idx = (np.arange(self.width) * len(colours)) // self.width
-        self._bars = np.broadcast_to(colours[idx],
-                                     (self.height, self.width, 3)).copy()
+        self.scenes = scenes.canonical_scenes()
+        self.frames_per_scene = max(1, int(round(scene_seconds * fps)))
         self._count = 0
+
+    def scene(self, index):
+        """Return (colour, shape, background) of frame ``index`` (from 0)."""
+        return self.scenes[(index // self.frames_per_scene)
+                           % len(self.scenes)]
+
+    def caption(self, index):
+        """Return the sentence that is true of frame ``index``."""
+        return scenes.caption_of(*self.scene(index))
 
     def read(self):
         """Return the next pattern frame (never ends)."""
-        frame = self._bars.copy()
-        side = max(4, min(self.width, self.height) // 6)
-        span_x = max(1, self.width - side)
-        span_y = max(1, self.height - side)
-        x = (self._count * 7) % (2 * span_x)
-        y = (self._count * 5) % (2 * span_y)
-        x = x if x < span_x else 2 * span_x - x
-        y = y if y < span_y else 2 * span_y - y
-        frame[y:y + side, x:x + side] = (32, 32, 32)
+        index = self._count
         self._count += 1
-        return frame
+        # One turn of a small circle per scene, from the centre down.
+        phase = 2 * math.pi * (index % self.frames_per_scene) \
+            / self.frames_per_scene
+        radius = 0.08 * min(self.width, self.height)
+        centre = (self.width / 2 + radius * math.sin(phase),
+                  self.height / 2 + radius * (1 - math.cos(phase)))
+        return scenes.render_scene(*self.scene(index), self.width,
+                                   self.height, centre=centre)
 
 
 def classify(source):

@@ -32,12 +32,13 @@ _CORPUS = [
 TINY_IMAGE_SIZE = 32
 
 
-def build_tokenizer(vocab_size=400, add_bos=True):
+def build_tokenizer(vocab_size=400, add_bos=True, corpus=None):
     """
     Train a byte-level BPE tokenizer locally and wrap it for transformers.
 
     With ``add_bos`` it puts ``</s>`` first, as OPT's does; without, the
-    empty prompt has no ids at all.
+    empty prompt has no ids at all.  ``corpus`` (texts) defaults to a few
+    everyday captions.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -49,7 +50,7 @@ def build_tokenizer(vocab_size=400, add_bos=True):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator(list(corpus or _CORPUS) * 4, trainer=trainer)
     if add_bos:     # OPT prepends </s> (its BOS) to every text.
         from tokenizers import processors
         bos_id = tok.token_to_id('</s>')
@@ -63,22 +64,37 @@ def build_tokenizer(vocab_size=400, add_bos=True):
 
 
 def build_config(vocab_size, image_token_id, pad_id, eos_id,
-                 num_query_tokens=4, initializer_range=0.02):
-    """Return a toy-sized Blip2Config (OPT decoder)."""
+                 num_query_tokens=4, initializer_range=0.02,
+                 image_size=TINY_IMAGE_SIZE, patch_size=8, hidden_size=32,
+                 intermediate_size=64, num_layers=2, num_heads=2,
+                 dropout=None):
+    """
+    Return a toy-sized Blip2Config (OPT decoder).
+
+    Every part (ViT, Q-Former, OPT) gets ``hidden_size``,
+    ``intermediate_size``, ``num_layers`` and ``num_heads``; ``dropout``
+    (when given) replaces the Q-Former's and OPT's default dropout.
+    """
     from transformers import Blip2Config
-    vision = {'hidden_size': 32, 'intermediate_size': 64,
-              'num_hidden_layers': 2, 'num_attention_heads': 2,
-              'image_size': TINY_IMAGE_SIZE, 'patch_size': 8}
-    qformer = {'hidden_size': 32, 'intermediate_size': 64,
-               'num_hidden_layers': 2, 'num_attention_heads': 2,
-               'encoder_hidden_size': 32, 'cross_attention_frequency': 1,
-               'vocab_size': vocab_size}
+    sizes = {'hidden_size': hidden_size,
+             'intermediate_size': intermediate_size,
+             'num_hidden_layers': num_layers,
+             'num_attention_heads': num_heads}
+    vision = dict(sizes, image_size=image_size, patch_size=patch_size)
+    qformer = dict(sizes, encoder_hidden_size=hidden_size,
+                   cross_attention_frequency=1, vocab_size=vocab_size)
     text = {'model_type': 'opt', 'vocab_size': vocab_size,
-            'hidden_size': 32, 'ffn_dim': 64, 'num_hidden_layers': 2,
-            'num_attention_heads': 2, 'word_embed_proj_dim': 32,
+            'hidden_size': hidden_size, 'ffn_dim': intermediate_size,
+            'num_hidden_layers': num_layers,
+            'num_attention_heads': num_heads,
+            'word_embed_proj_dim': hidden_size,
             'max_position_embeddings': 128, 'pad_token_id': pad_id,
             'bos_token_id': eos_id, 'eos_token_id': eos_id,
             'init_std': initializer_range}
+    if dropout is not None:
+        qformer.update(hidden_dropout_prob=dropout,
+                       attention_probs_dropout_prob=dropout)
+        text.update(dropout=dropout, attention_dropout=dropout)
     return Blip2Config(vision_config=vision, qformer_config=qformer,
                        text_config=text, num_query_tokens=num_query_tokens,
                        image_token_index=image_token_id,
