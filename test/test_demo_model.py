@@ -11,7 +11,7 @@ from camera_caption.tools.demo_model import (CHECK_SIZES, is_complete,
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.slow    # trains (or reads the cached) demo model
 
 
 def rgb(frame):

@@ -25,7 +25,7 @@ from serving_helpers import (backend_params, ensure_running, ListLog,
 served_model_dir = serving_helpers.served_model_dir
 tiny_server = serving_helpers.tiny_server
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.slow     # a real transformers serve process
 
 WORDS = r'^[a-z]+( [a-z]+)*$'
 
