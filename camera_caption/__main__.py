@@ -99,6 +99,7 @@ def main(argv=None):
                        cli_args=['--ros-args'] + [
                            arg for pair in remap[name]
                            for arg in ('-r', ':='.join(pair))])
+        make.node_name = name
         return make
 
     factories = [factory(CaptionerNode, 'captioner'),

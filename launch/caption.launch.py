@@ -19,7 +19,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
@@ -42,14 +42,18 @@ def _nodes(context):
         return [params_file, overrides[name]]
 
     return [
+        # If the camera or the captioner cannot start (no camera, no
+        # model), the launch ends with it instead of idling on the logger.
         Node(executable='camera_node', name='camera',
              parameters=parameters('camera'),
              remappings=remappings['camera'],
              condition=IfCondition(LaunchConfiguration('use_camera')),
-             **common),
+             on_exit=Shutdown(reason='camera stopped'), **common),
         LifecycleNode(executable='captioner_node', name='captioner',
                       parameters=parameters('captioner'),
-                      remappings=remappings['captioner'], **common),
+                      remappings=remappings['captioner'],
+                      on_exit=Shutdown(reason='captioner stopped'),
+                      **common),
         Node(executable='caption_logger', name='caption_logger',
              parameters=parameters('caption_logger'),
              remappings=remappings['caption_logger'], **common),

@@ -82,6 +82,9 @@ def test_start_up_errors_are_one_clear_line_and_exit_1(module, args,
     assert expected in output, output
     assert 'Traceback' not in output, output
     assert '[ WARN' not in output, output      # no OpenCV noise
+    node = 'captioner' if module.endswith('captioner_node') else 'camera'
+    fatal = [line for line in output.splitlines() if 'FATAL' in line]
+    assert len(fatal) == 1 and f'[{node}]: ' in fatal[0], output
 
 
 def test_one_process_entry_point_errors_speak_its_own_syntax(tiny_model_dir):

@@ -41,6 +41,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 class CameraNode(Node):
     """Publish frames from the ``source`` parameter on ``image_raw``."""
 
+    node_name = 'camera'   # also what start-up errors are logged as
+
     def __init__(self, **kwargs):
         # Set first: destroy_node() also runs when __init__ failed.
         self._stop = threading.Event()

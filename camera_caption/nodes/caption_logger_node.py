@@ -23,6 +23,8 @@ from std_msgs.msg import String
 class CaptionLoggerNode(Node):
     """Echo ``std_msgs/String`` captions through the node's logger."""
 
+    node_name = 'caption_logger'   # also what start-up errors are logged as
+
     def __init__(self, **kwargs):
         self.transcript = None  # set first: destroy_node() runs on failure too
         super().__init__('caption_logger', **kwargs)

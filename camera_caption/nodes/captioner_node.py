@@ -65,6 +65,8 @@ FAILURE = TransitionCallbackReturn.FAILURE
 class CaptionerNode(LifecycleNode):
     """Caption the newest frame of ``image_raw`` on ``caption``."""
 
+    node_name = 'captioner'   # also what start-up errors are logged as
+
     def __init__(self, backend=None, **kwargs):
         """
         Declare the parameters; with ``autostart``, configure and activate.

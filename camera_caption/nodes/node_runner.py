@@ -41,10 +41,15 @@ def run_nodes(factories, args=None, stop=None, advice=None):
     Create a node with each of ``factories`` and spin them together.
 
     ``stop`` (a threading.Event) ends the run when set; SIGINT and SIGTERM
-    set it when called from the main thread.  ``advice(message)`` may
+    set it when called from the main thread, and keep doing so until the
+    process ends (a second Ctrl-C, as ``ros2 launch`` sends, must not kill
+    a node that is shutting down cleanly); the old handlers come back only
+    when the caller passed its own ``stop``.  ``advice(message)`` may
     rewrite a start-up error for the entry point that was used (its option
-    syntax).  Returns the exit status.
+    syntax).  A start-up error is logged under the failing node's name
+    (the factory's ``node_name``).  Returns the exit status.
     """
+    embedded = stop is not None
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -58,6 +63,7 @@ def run_nodes(factories, args=None, stop=None, advice=None):
     # queued but not yet running, starving those very threads.
     executor = SingleThreadedExecutor()
     failure = []
+    starting = []      # the factory being called, for the error's name
     status = 0
 
     def spin():
@@ -81,6 +87,7 @@ def run_nodes(factories, args=None, stop=None, advice=None):
             for factory in factories:
                 if stop.is_set():
                     return
+                starting[:] = [factory]
                 nodes.append(factory())
                 executor.add_node(nodes[-1])
             spinner.start()
@@ -109,7 +116,8 @@ def run_nodes(factories, args=None, stop=None, advice=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except START_ERRORS as exc:
-        rclpy.logging.get_logger('camera_caption').fatal(
+        name = getattr(starting[0], 'node_name', '') if starting else ''
+        rclpy.logging.get_logger(name or 'camera_caption').fatal(
             advice(str(exc)) if advice else str(exc))
         status = 1
     finally:
@@ -119,8 +127,9 @@ def run_nodes(factories, args=None, stop=None, advice=None):
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if embedded:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return status
 
 

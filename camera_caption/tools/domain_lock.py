@@ -34,8 +34,41 @@ def localhost_only(environ=None):
     return {name: environ[name] for name in wanted}
 
 
-def pick_domain_id(first=10, last=100):
-    """Lock and return a free domain id in [first, last)."""
+def others_on(domain, wait=1.0):
+    """
+    Return the names of nodes already on ``domain`` (on this host).
+
+    A short look at the graph, so that a run never joins a robot's or a
+    user's live domain: lock files only keep our own runs apart.
+    """
+    import time
+
+    import rclpy
+    localhost_only()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    try:
+        node = rclpy.create_node('camera_caption_domain_probe',
+                                 context=context)
+        deadline = time.monotonic() + wait
+        while True:
+            names = [name for name, _ in node.get_node_names_and_namespaces()
+                     if name != node.get_name()]
+            if names or time.monotonic() > deadline:
+                node.destroy_node()
+                return names
+            time.sleep(0.05)
+    finally:
+        context.try_shutdown()
+
+
+def pick_domain_id(first=10, last=100, probe=True):
+    """
+    Lock and return a free domain id in [first, last).
+
+    Free means: no run of ours holds its lock, and (with ``probe``) no
+    other node answers on it.
+    """
     span = last - first
     start = os.getpid() % span
     for i in range(span):
@@ -47,6 +80,9 @@ def pick_domain_id(first=10, last=100):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
+            continue
+        if probe and others_on(domain):
+            handle.close()             # someone's graph: leave it alone
             continue
         _held.append(handle)
         return domain
