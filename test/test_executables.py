@@ -261,3 +261,23 @@ def test_unreachable_hub_fails_fast_in_one_line(tmp_path, probe):
     assert len(errors) == 1, output
     assert 'cannot be reached' in errors[0], output
     assert 'hf download Salesforce/blip2-opt-2.7b' in errors[0]
+
+
+def test_repeated_ctrl_c_while_ending_still_exits_0(tiny_model_dir):
+    # A terminal's Ctrl-C reaches a launched node twice: from the terminal
+    # and from ros2 launch.  Keep sending it until the node is gone.
+    proc = start(['-m', 'camera_caption', '--source', 'test_pattern',
+                  '--model', tiny_model_dir, '--rate_hz', '4'])
+    wait_for_line(proc, 'caption: ', 60)
+    sent = 0
+    while proc.poll() is None and sent < 200:
+        proc.send_signal(signal.SIGINT)
+        sent += 1
+        try:
+            proc.wait(0.02)
+        except subprocess.TimeoutExpired:
+            pass
+    output, _ = proc.communicate(timeout=10)
+    assert sent >= 2, sent
+    assert proc.returncode == 0, (proc.returncode, output)
+    assert 'Traceback' not in output, output

@@ -41,10 +41,11 @@ def run_nodes(factories, args=None, stop=None, advice=None):
     Create a node with each of ``factories`` and spin them together.
 
     ``stop`` (a threading.Event) ends the run when set; SIGINT and SIGTERM
-    set it when called from the main thread, and keep doing so until the
-    process ends (a second Ctrl-C, as ``ros2 launch`` sends, must not kill
-    a node that is shutting down cleanly); the old handlers come back only
-    when the caller passed its own ``stop``.  ``advice(message)`` may
+    set it when called from the main thread; once the nodes are down they
+    are ignored for the rest of the process (a second Ctrl-C, as a terminal
+    and ``ros2 launch`` together send, must not kill a node that is ending
+    cleanly); the old handlers come back only when the caller passed its
+    own ``stop``.  ``advice(message)`` may
     rewrite a start-up error for the entry point that was used (its option
     syntax).  A start-up error is logged under the failing node's name
     (the factory's ``node_name``).  Returns the exit status.
@@ -127,9 +128,13 @@ def run_nodes(factories, args=None, stop=None, advice=None):
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
-        if embedded:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        for sig, handler in previous.items():
+            # A program ignores further signals from here on: Python puts
+            # its own handlers back to the default (die) while finalizing,
+            # and a Ctrl-C in a terminal reaches a launched node twice (from
+            # the terminal and from ros2 launch), which then ended it with
+            # -2 instead of 0.  An ignored signal stays ignored.
+            signal.signal(sig, handler if embedded else signal.SIG_IGN)
     return status
 
 
