@@ -6,8 +6,8 @@ from lifecycle_msgs.srv import ChangeState, GetState
 import pytest
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import (CaptionListener, feed, image_msg, params, spinning,
-                         wait_until)
+from ros_helpers import (CaptionListener, feed, image_msg, make_captioner,
+                         params, spinning, wait_until)
 from sensor_msgs.msg import Image
 
 pytestmark = pytest.mark.ros
@@ -99,3 +99,18 @@ def test_a_failed_configure_stays_unconfigured_with_one_line(
               if 'ERROR' in line]
     assert len(errors) == 1, errors
     assert 'no_model' in errors[0] and 'does not exist' in errors[0]
+
+
+def test_a_destroyed_captioner_leaves_the_graph(ros_context, tiny_backend):
+    # rclpy's LifecycleNode would keep a ghost 'captioner' (no topics) in
+    # the graph until garbage collection, which confuses rqt_graph and
+    # every by-name query.
+    node = make_captioner(ros_context, tiny_backend)
+    probe = rclpy.create_node('probe', context=ros_context)
+    try:
+        assert wait_until(lambda: 'captioner' in probe.get_node_names(), 10)
+        node.destroy_node()
+        assert wait_until(
+            lambda: 'captioner' not in probe.get_node_names(), 10)
+    finally:
+        probe.destroy_node()

@@ -442,7 +442,14 @@ class CaptionerNode(LifecycleNode):
         """Stop the worker and free the model before the node goes."""
         self._stop_captioning()
         self._release()
-        return super().destroy_node()
+        result = super().destroy_node()
+        # rclpy's LifecycleNode leaves its state machine alive, and the
+        # state machine keeps the node itself alive (in the ROS graph, with
+        # no topics) until garbage collection: destroy it now.
+        machine = getattr(self, '_state_machine', None)
+        if machine is not None:
+            machine.destroy_when_not_in_use()
+        return result
 
 
 def main(args=None):
