@@ -3,7 +3,7 @@ Japanese captions of clips, end to end on real topics and in transcripts.
 
 A backend that answers in Japanese (it says how many frames its clip had)
 stands in for a multilingual model: what is under test is the pipeline,
-the clip ring and the UTF-8 path: /caption, caption_info (no \\u escapes,
+the clip ring and the UTF-8 path: /caption, caption_info (no escapes,
 so ros2 topic echo stays readable), and JSONL, SubRip and WebVTT files.
 """
 
@@ -77,8 +77,8 @@ def test_japanese_clip_captions_through_topics_and_transcripts(
         assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
         for i in range(5):                          # 2 Hz: 100.0 .. 102.0
             msg = image_msg(10 * i, frame_id='cam')
-            msg.header.stamp.sec, msg.header.stamp.nanosec = \
-                100 + i // 2, 500_000_000 * (i % 2)
+            msg.header.stamp.sec = 100 + i // 2
+            msg.header.stamp.nanosec = 500_000_000 * (i % 2)
             assert feed(pub, msg, lambda: captioner.worker.captions)
         assert wait_until(lambda: infos.items and json.loads(
             infos.items[-1][1])['stamp'] == 102.0, 10)
