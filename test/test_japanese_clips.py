@@ -64,8 +64,8 @@ def test_japanese_clip_captions_through_topics_and_transcripts(
     backend = JapaneseBackend()
     captioner = make_captioner(ros_context, backend, clip_frames=3,
                                clip_seconds=1.0, prompt=prompt)
-    files = {fmt: tmp_path / f'captions.{fmt}' for fmt in ('jsonl', 'srt',
-                                                            'vtt')}
+    formats = ('jsonl', 'srt', 'vtt')
+    files = {fmt: tmp_path / f'captions.{fmt}' for fmt in formats}
     loggers = [logger(ros_context, fmt, path) for fmt, path in files.items()]
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(
