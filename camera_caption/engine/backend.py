@@ -58,6 +58,15 @@ class CaptionBackend(abc.ABC):
         """
         return frame
 
+    def update_settings(self, settings):
+        """
+        Take the live settings that :meth:`caption` gets no argument for.
+
+        ``settings`` is a :class:`~camera_caption.pipeline.settings.
+        CaptionSettings`.  Called when captioning starts and whenever a live parameter
+        changes; the local backend reads ``system_prompt`` here.
+        """
+
     @abc.abstractmethod
     def describe(self):
         """Say in one line what captions (for the log)."""

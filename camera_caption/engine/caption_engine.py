@@ -13,6 +13,9 @@ import gc
 import os
 import time
 
+from camera_caption.engine.chat_vlm import (cannot_caption, chat_inputs,
+                                            chat_template, heron_reason,
+                                            takes_video)
 from camera_caption.engine.model_source import ModelSourceError, resolve_model
 from camera_caption.engine.video_blip import (generate_clips,
                                               is_blip2_family,
@@ -124,6 +127,9 @@ class CaptionEngine:
         self._prompt_ids = {}
         self._prepare = None           # FramePreprocessor for prepare()
         self.video_checkpoint = False  # saved by VideoBLIP
+        self.chat = False              # a chat VLM (chat template)
+        self.chat_video = False        # ... that takes clips as video
+        self.system_prompt = ''        # chat: the system message
 
     def enable_fast_path(self, max_batch=1, prompt='', warm_up=True,
                          log=None):
@@ -266,10 +272,16 @@ class CaptionEngine:
                 f"model directory '{model_id}' does not exist. Give a hub id "
                 f'such as {DEFAULT_MODEL} or a directory written by '
                 'save_pretrained().')
+        heron = heron_reason(model_id)   # before downloading 16 GB
+        if heron:
+            raise ModelLoadError(heron)
         try:   # before torch is imported: an unreachable hub fails at once
             files = resolve_model(model_id)   # a directory, or a hub id
         except ModelSourceError as exc:
             raise ModelLoadError(str(exc)) from None
+        heron = heron_reason(model_id, files)
+        if heron:
+            raise ModelLoadError(heron)
         import torch
         from transformers import AutoConfig
 
@@ -283,6 +295,9 @@ class CaptionEngine:
             config = AutoConfig.from_pretrained(files, **remote)
             model_cls = _model_class(config)
             processor = _load_processor(files, config, remote)
+            reason = cannot_caption(model_id, config, processor)
+            if reason:
+                raise ModelLoadError(reason)
             model = model_cls.from_pretrained(
                 files, **dtype_kwarg(torch_dtype), **remote)
         except ModelLoadError:
@@ -306,6 +321,13 @@ class CaptionEngine:
         engine = cls(model, processor, device, torch_dtype, model_id,
                      max_new_tokens, time.monotonic() - start)
         engine.video_checkpoint = is_video_checkpoint(config)
+        if not is_blip2_family(model) and chat_template(processor):
+            engine.chat = True
+            engine.chat_video = takes_video(config, processor)
+            tokenizer = getattr(processor, 'tokenizer', None)
+            if tokenizer is not None and \
+                    not getattr(model.config, 'is_encoder_decoder', False):
+                tokenizer.padding_side = 'left'    # batches of cameras
         return engine
 
     def prepare(self, frame):
@@ -317,6 +339,8 @@ class CaptionEngine:
         :meth:`caption` inside a clip may be either.
         """
         import torch
+        if self.chat:
+            return frame        # the chat processor resizes its own way
         if self._prepare is None:
             image_processor = getattr(self.processor, 'image_processor',
                                       None)
@@ -347,6 +371,29 @@ class CaptionEngine:
                              'of frames, got ' + ', '.join(
                                  str(row.shape[0]) for row in rows))
         return torch.stack(rows)
+
+    def _caption_chat(self, frames, prompt, max_new):
+        """Caption with a chat VLM: template, generate(), new text only."""
+        import torch
+        batch = [list(item) if is_clip(item) else [item] for item in frames]
+        inputs = chat_inputs(self.processor, batch, prompt,
+                             self.system_prompt, self.chat_video)
+        inputs = {k: v.to(self.device) if hasattr(v, 'to') else v
+                  for k, v in inputs.items()}
+        for key in ('pixel_values', 'pixel_values_videos'):
+            if key in inputs and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(self.dtype)
+        try:
+            with torch.inference_mode():
+                # The model's generation config, but for max_new_tokens.
+                out = self.model.generate(**inputs, max_new_tokens=max_new)
+        except torch.cuda.OutOfMemoryError:
+            inputs = None
+            self.release_memory()
+            raise
+        new = out[:, inputs['input_ids'].shape[1]:]
+        return [text.strip() for text in self.processor.batch_decode(
+            new, skip_special_tokens=True)]
 
     def _caption_clips(self, clips, prompt, max_new):
         """Caption clips VideoBLIP-style: fast path, else generate()."""
@@ -385,6 +432,8 @@ class CaptionEngine:
             return []
         prompt = prompt or ''
         max_new = int(max_new_tokens or self.max_new_tokens)
+        if self.chat:
+            return self._caption_chat(frames, prompt, max_new)
         if is_clip(frames[0]):
             return self._caption_clips(frames, prompt, max_new)
         if self.fast is not None and len(frames) <= self.fast.max_batch:
@@ -547,8 +596,12 @@ def _model_class(config):
     if getattr(config, 'model_type', '') == 'blip-2':
         from transformers import Blip2ForConditionalGeneration
         return Blip2ForConditionalGeneration
-    from transformers import AutoModelForImageTextToText
-    return AutoModelForImageTextToText
+    try:    # transformers >= 4.46
+        from transformers import AutoModelForImageTextToText
+        return AutoModelForImageTextToText
+    except ImportError:
+        from transformers import AutoModelForVision2Seq
+        return AutoModelForVision2Seq
 
 
 def strip_prompt_tokens(output_ids, input_ids):

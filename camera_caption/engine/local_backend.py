@@ -32,6 +32,11 @@ class LocalBackend(CaptionBackend):
             params['max_new_tokens'], params['cpu_threads'],
             trust_remote_code=params.get('trust_remote_code', False))
         log.info(f'weights loaded in {engine.load_seconds:.1f} s')
+        engine.system_prompt = params.get('system_prompt', '')
+        if engine.chat:
+            log.info('chat model: captions through its chat template ('
+                     + ('clips as video' if engine.chat_video else
+                        'clips as images') + ')')
         if engine.video_checkpoint and params.get('clip_frames', 1) <= 1:
             log.info(f"'{params['model']}' is a VideoBLIP checkpoint, "
                      'trained on clips: set clip_frames (e.g. 8) and '
@@ -71,6 +76,10 @@ class LocalBackend(CaptionBackend):
     def prepare(self, frame):
         """Resize and normalise a frame to the model's pixels (clip rings)."""
         return self.engine.prepare(frame)
+
+    def update_settings(self, settings):
+        """Take the live system_prompt (chat models)."""
+        self.engine.system_prompt = settings.system_prompt
 
     def describe(self):
         """Say which model runs where."""

@@ -163,6 +163,7 @@ class CaptionerNode(LifecycleNode):
                                     on_answer=self._publish_answer,
                                     cancel_fn=self.backend.cancel,
                                     prepare_fn=self.backend.prepare)
+        self.backend.update_settings(self.settings)
         self.worker.start()
         self.question_subscription = self.create_subscription(
             String, 'question', self._on_question, 10)
@@ -407,6 +408,8 @@ class CaptionerNode(LifecycleNode):
         """Hand the live settings to the worker whenever one changes."""
         if set(updates) & set(CaptionSettings.names()):
             self.settings = CaptionSettings.from_values(self.params)
+            if self.backend is not None:
+                self.backend.update_settings(self.settings)
             if self.worker is not None:
                 self.worker.update(self.settings)
         if set(updates) & {'watch', 'event_holdoff_s'}:
