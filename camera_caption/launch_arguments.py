@@ -58,6 +58,11 @@ LAUNCH_ARGUMENTS = (
                    '"door,person")', 'captioner'),
     LaunchArgument('event_holdoff_s', '', 'seconds before the same '
                    'watched pattern fires again for a camera', 'captioner'),
+    LaunchArgument('clip_frames', '', 'frames per caption: 1 = a still, '
+                   'N > 1 = a clip of N frames over clip_seconds',
+                   'captioner'),
+    LaunchArgument('clip_seconds', '', 'time window of a clip, seconds',
+                   'captioner'),
     LaunchArgument('use_camera', 'true', 'start the camera node (false: '
                    'caption image_topic from your own driver)'),
     LaunchArgument('image_topic', 'image_raw', 'image topic the camera '

@@ -245,6 +245,19 @@ CAPTIONER_PARAMETERS = (
     Param('event_holdoff_s', 30.0, 'Seconds after a caption_event before '
           'the same pattern may fire again for the same camera.',
           minimum=0.0, maximum=86400.0, live=True),
+    Param('clip_frames', 1, 'Frames per caption: 1 = a still (the newest '
+          'frame); N > 1 = a clip of N frames evenly spaced over '
+          'clip_seconds, newest last, encoded VideoBLIP-style (BLIP-2 '
+          'family, backend local).', minimum=1, maximum=64, live=True),
+    PositiveParam('clip_seconds', 2.0, 'Time window a clip spans, ending '
+                  'at the newest frame (clip_frames > 1).', maximum=600.0,
+                  live=True),
+    Param('system_prompt', '', 'Chat vision-language models: system '
+          'message put before the image(s) and prompt; empty = none.',
+          live=True),
+    Param('trust_remote_code', False, 'Let from_pretrained run the model '
+          "repository's own Python code (needed by some checkpoints); only "
+          'for repositories you trust.'),
 )
 
 

@@ -75,3 +75,17 @@ def test_random_weights_keep_fp32_parts_as_from_pretrained_does(
 def benchmark_dtype(dtype):
     from camera_caption.engine.caption_engine import dtype_kwarg
     return dtype_kwarg(dtype)
+
+
+def test_benchmark_measures_clips_of_several_lengths(tmp_path, capsys):
+    out = tmp_path / 'clips.json'
+    assert benchmark.main(['--random-weights', 'tiny', '--device', 'cpu',
+                           '--batch', '2', '--new-tokens', '3',
+                           '--repeats', '1', '--clip-frames', '1', '4',
+                           '--json', str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [(r['clip_frames'], r['batch']) for r in results] == [(1, 2),
+                                                                 (4, 2)]
+    assert all(r['fast_ms_per_caption'] > 0 and r['fast_encode_ms'] > 0
+               for r in results)
+    assert 'clips on the fast path' in capsys.readouterr().out

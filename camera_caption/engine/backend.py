@@ -1,8 +1,12 @@
 """
 The captioning backend seam: all that the worker and the captioner know.
 
-No ROS import.  A backend captions a batch of frames (``H x W x 3`` uint8
-RGB arrays) with a prompt and a token limit, describes itself in one line,
+No ROS import.  A backend captions a batch (one entry per camera) with a
+prompt and a token limit.  An entry is a frame (an ``H x W x 3`` uint8 RGB
+array) or, in clip mode (``clip_frames`` > 1), a clip: a list of N items,
+oldest first, each a frame or what :meth:`CaptionBackend.prepare` made of
+one (all clips of a batch are N long).  A backend that cannot take clips
+captions a clip's last (newest) item.  It describes itself in one line,
 reports its figures for ``/diagnostics`` and frees what it holds.  The
 captioner's ``backend`` parameter picks one from :data:`BACKENDS`; adding a
 backend is a module with a :class:`CaptionBackend` subclass plus one line
@@ -42,6 +46,25 @@ class CaptionBackend(abc.ABC):
 
         ``None`` in place of a caption: that frame was not captioned and
         the backend has said why itself (a remote server that is down).
+        """
+
+    def prepare(self, frame):
+        """
+        Return what a clip ring stores for ``frame`` (default: the frame).
+
+        Called on arrival of every frame in clip mode, on the executor
+        thread, so it must be cheap: the local backend resizes and
+        normalises to the model's input size here.
+        """
+        return frame
+
+    def update_settings(self, settings):
+        """
+        Take the live settings that :meth:`caption` gets no argument for.
+
+        ``settings`` is a :class:`~camera_caption.pipeline.settings.
+        CaptionSettings`.  Called when captioning starts and whenever a live parameter
+        changes; the local backend reads ``system_prompt`` here.
         """
 
     @abc.abstractmethod

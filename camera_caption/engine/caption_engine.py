@@ -4,14 +4,23 @@ The captioning engine: BLIP-2 loaded once, ``caption(frames, prompt)``.
 No ROS import.  The model is loaded with ``from_pretrained`` from a Hugging
 Face hub id or a local directory (``save_pretrained`` layout); frames are
 ``H x W x 3`` uint8 RGB arrays; the result is one string per frame, with
-the prompt (if any) not repeated.
+the prompt (if any) not repeated.  An entry may also be a clip (a list of
+frames, or of :meth:`CaptionEngine.prepare` results): the BLIP-2 family
+captions it VideoBLIP-style (:mod:`~camera_caption.engine.video_blip`).
 """
 
 import gc
 import os
 import time
 
+from camera_caption.engine.chat_vlm import (cannot_caption, chat_inputs,
+                                            chat_template, heron_reason,
+                                            takes_video)
 from camera_caption.engine.model_source import ModelSourceError, resolve_model
+from camera_caption.engine.video_blip import (generate_clips,
+                                              is_blip2_family,
+                                              is_video_checkpoint)
+import numpy as np
 
 DEFAULT_MODEL = 'Salesforce/blip2-opt-2.7b'
 
@@ -116,6 +125,11 @@ class CaptionEngine:
         self.fallback_reason = 'fast path not enabled'
         self.warmup_seconds = 0.0
         self._prompt_ids = {}
+        self._prepare = None           # FramePreprocessor for prepare()
+        self.video_checkpoint = False  # saved by VideoBLIP
+        self.chat = False              # a chat VLM (chat template)
+        self.chat_video = False        # ... that takes clips as video
+        self.system_prompt = ''        # chat: the system message
 
     def enable_fast_path(self, max_batch=1, prompt='', warm_up=True,
                          log=None):
@@ -238,7 +252,7 @@ class CaptionEngine:
 
     @classmethod
     def load(cls, model_id, device='auto', dtype='auto', max_new_tokens=20,
-             cpu_threads=0):
+             cpu_threads=0, trust_remote_code=False):
         """
         Load processor and model with ``from_pretrained``.
 
@@ -258,24 +272,34 @@ class CaptionEngine:
                 f"model directory '{model_id}' does not exist. Give a hub id "
                 f'such as {DEFAULT_MODEL} or a directory written by '
                 'save_pretrained().')
+        heron = heron_reason(model_id)   # before downloading 16 GB
+        if heron:
+            raise ModelLoadError(heron)
         try:   # before torch is imported: an unreachable hub fails at once
             files = resolve_model(model_id)   # a directory, or a hub id
         except ModelSourceError as exc:
             raise ModelLoadError(str(exc)) from None
+        heron = heron_reason(model_id, files)
+        if heron:
+            raise ModelLoadError(heron)
         import torch
-        from transformers import AutoConfig, AutoProcessor
+        from transformers import AutoConfig
 
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
         if device == 'cpu':
             torch.set_num_threads(cpu_threads or max(1,
                                                      (os.cpu_count() or 2) - 1))
+        remote = {'trust_remote_code': True} if trust_remote_code else {}
         try:
-            config = AutoConfig.from_pretrained(files)
+            config = AutoConfig.from_pretrained(files, **remote)
             model_cls = _model_class(config)
-            processor = AutoProcessor.from_pretrained(files)
+            processor = _load_processor(files, config, remote)
+            reason = cannot_caption(model_id, config, processor)
+            if reason:
+                raise ModelLoadError(reason)
             model = model_cls.from_pretrained(
-                files, **dtype_kwarg(torch_dtype))
+                files, **dtype_kwarg(torch_dtype), **remote)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: B902 - any loader failure
@@ -294,15 +318,124 @@ class CaptionEngine:
                 'or device cpu.') from exc
         if device.startswith('cuda'):
             torch.cuda.synchronize(device)
-        return cls(model, processor, device, torch_dtype, model_id,
-                   max_new_tokens, time.monotonic() - start)
+        engine = cls(model, processor, device, torch_dtype, model_id,
+                     max_new_tokens, time.monotonic() - start)
+        engine.video_checkpoint = is_video_checkpoint(config)
+        if not is_blip2_family(model) and chat_template(processor):
+            engine.chat = True
+            engine.chat_video = takes_video(config, processor)
+            tokenizer = getattr(processor, 'tokenizer', None)
+            if tokenizer is not None and \
+                    not getattr(model.config, 'is_encoder_decoder', False):
+                tokenizer.padding_side = 'left'    # batches of cameras
+        return engine
+
+    def prepare(self, frame):
+        """
+        Return ``frame`` (H x W x 3 uint8) as this model's pixels.
+
+        A ``(3, H, W)`` tensor at model size on the model's device, in the
+        vision encoder's dtype: what a clip ring stores.  Frames given to
+        :meth:`caption` inside a clip may be either.
+        """
+        import torch
+        if self.chat:
+            return frame        # the chat processor resizes its own way
+        if self._prepare is None:
+            image_processor = getattr(self.processor, 'image_processor',
+                                      None)
+            from camera_caption.engine.preprocess import FramePreprocessor
+            if FramePreprocessor.supports(image_processor):
+                self._prepare = FramePreprocessor(
+                    image_processor, self.device, self.pixel_dtype())
+            else:
+                self._prepare = False
+        with torch.inference_mode():
+            if self._prepare:
+                return self._prepare([frame])[0]
+            pixels = self.processor.image_processor(
+                [frame], return_tensors='pt')['pixel_values'][0]
+            return pixels.to(self.device, self.pixel_dtype())
+
+    def _clip_pixels(self, clips):
+        """Stack clips (lists of frames or prepared pixels): (B, N, 3, H, W)."""
+        import torch
+        rows = []
+        for clip in clips:
+            rows.append(torch.stack([
+                item if isinstance(item, torch.Tensor) else
+                self.prepare(item) for item in clip]).to(
+                    self.device, self.pixel_dtype()))
+        if len({row.shape for row in rows}) > 1:
+            raise ValueError('clips of one batch must have the same number '
+                             'of frames, got ' + ', '.join(
+                                 str(row.shape[0]) for row in rows))
+        return torch.stack(rows)
+
+    def _caption_chat(self, frames, prompt, max_new):
+        """Caption with a chat VLM: template, generate(), new text only."""
+        import torch
+        batch = [list(item) if is_clip(item) else [item] for item in frames]
+        inputs = chat_inputs(self.processor, batch, prompt,
+                             self.system_prompt, self.chat_video)
+        inputs = {k: v.to(self.device) if hasattr(v, 'to') else v
+                  for k, v in inputs.items()}
+        for key in ('pixel_values', 'pixel_values_videos'):
+            if key in inputs and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(self.dtype)
+        try:
+            with torch.inference_mode():
+                # The model's generation config, but for max_new_tokens.
+                out = self.model.generate(**inputs, max_new_tokens=max_new)
+        except torch.cuda.OutOfMemoryError:
+            inputs = None
+            self.release_memory()
+            raise
+        new = out[:, inputs['input_ids'].shape[1]:]
+        return [text.strip() for text in self.processor.batch_decode(
+            new, skip_special_tokens=True)]
+
+    def _caption_clips(self, clips, prompt, max_new):
+        """Caption clips VideoBLIP-style: fast path, else generate()."""
+        import torch
+        if not is_blip2_family(self.model):
+            raise ValueError(f"clip_frames > 1: '{self.model_id}' is not a "
+                             'BLIP-2-family model (no Q-Former)')
+        pixels = self._clip_pixels(clips)
+        ids = self._prompt_token_ids(prompt)
+        if self.fast is not None and len(clips) <= self.fast.max_batch and \
+                len(ids) + self.fast_queries() + max_new <= self.fast.limit:
+            tokens = self.fast.generate(pixels, ids, max_new)
+        else:
+            inputs = self.processor(
+                images=[np.zeros((8, 8, 3), np.uint8)] * len(clips),
+                text=[prompt] * len(clips), return_tensors='pt',
+                padding=True)
+            input_ids = inputs['input_ids'].to(self.device)
+            with torch.inference_mode():
+                out = generate_clips(
+                    self.model, pixels, input_ids,
+                    inputs['attention_mask'].to(self.device),
+                    max_new_tokens=max_new, do_sample=False, num_beams=1)
+            tokens = strip_prompt_tokens(out, input_ids)
+        texts = self.processor.batch_decode(tokens, skip_special_tokens=True)
+        return [strip_prompt_text(t, prompt) for t in texts]
 
     def caption(self, frames, prompt='', max_new_tokens=None):
-        """Return one caption per RGB frame (prompt text not repeated)."""
+        """
+        Return one caption per RGB frame (prompt text not repeated).
+
+        Each entry of ``frames`` is a frame, or a clip: a list of frames or
+        of :meth:`prepare` results (every clip of a batch as long).
+        """
         if not frames:
             return []
         prompt = prompt or ''
         max_new = int(max_new_tokens or self.max_new_tokens)
+        if self.chat:
+            return self._caption_chat(frames, prompt, max_new)
+        if is_clip(frames[0]):
+            return self._caption_clips(frames, prompt, max_new)
         if self.fast is not None and len(frames) <= self.fast.max_batch:
             ids = self._prompt_token_ids(prompt)
             if len(ids) + self.fast_queries() + max_new <= self.fast.limit:
@@ -432,12 +565,43 @@ def check_frames(n, height=240, width=320):
     return frames
 
 
+def is_clip(item):
+    """Whether a caption() entry is a clip (a list of frames), not a frame."""
+    return isinstance(item, (list, tuple))
+
+
+def _load_processor(files, config, remote):
+    """
+    AutoProcessor; for a BLIP-2 config, Blip2Processor when that fails.
+
+    VideoBLIP checkpoints may name their own processor class (not in
+    transformers); its files are a BLIP-2 processor's.
+    """
+    from transformers import AutoProcessor
+    blip2 = getattr(config, 'model_type', '') == 'blip-2'
+    try:
+        processor = AutoProcessor.from_pretrained(files, **remote)
+    except (ValueError, OSError, KeyError, AttributeError):
+        if not blip2:
+            raise
+        processor = None
+    if blip2 and getattr(processor, 'image_processor', None) is None:
+        # An unknown processor class gives a bare tokenizer (or fails).
+        from transformers import Blip2Processor
+        processor = Blip2Processor.from_pretrained(files)
+    return processor
+
+
 def _model_class(config):
     if getattr(config, 'model_type', '') == 'blip-2':
         from transformers import Blip2ForConditionalGeneration
         return Blip2ForConditionalGeneration
-    from transformers import AutoModelForImageTextToText
-    return AutoModelForImageTextToText
+    try:    # transformers >= 4.46
+        from transformers import AutoModelForImageTextToText
+        return AutoModelForImageTextToText
+    except ImportError:
+        from transformers import AutoModelForVision2Seq
+        return AutoModelForVision2Seq
 
 
 def strip_prompt_tokens(output_ids, input_ids):

@@ -26,6 +26,7 @@ import contextlib
 
 from camera_caption.engine.fast_path_policy import eos_ids, fast_path_reason
 from camera_caption.engine.opt_weights import fuse_linears, opt_parts
+from camera_caption.engine.video_blip import query_embeds
 import torch
 import torch.nn.functional as F
 
@@ -242,21 +243,14 @@ class FastBlip2Opt:
     # -- prefill and step ------------------------------------------------
 
     def encode(self, pixel_values):
-        """Vision encoder + Q-Former + projection: (B, queries, D)."""
-        model = self.model
-        image_embeds = model.vision_model(pixel_values=pixel_values,
-                                          return_dict=True).last_hidden_state
-        mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long,
-                          device=image_embeds.device)
-        query = model.query_tokens.expand(image_embeds.shape[0], -1, -1)
-        out = model.qformer(query_embeds=query,
-                            encoder_hidden_states=image_embeds,
-                            encoder_attention_mask=mask,
-                            return_dict=True).last_hidden_state
-        # As HF: a float32 Q-Former's output goes back to the vision dtype.
-        if out.dtype != image_embeds.dtype:
-            out = out.to(image_embeds.dtype)
-        return model.language_projection(out).to(self.dtype)
+        """
+        Vision encoder + Q-Former + projection: (B, queries, D).
+
+        ``pixel_values`` (B, 3, H, W) are stills; (B, N, 3, H, W) are
+        clips, encoded VideoBLIP-style in one batched encoder call (see
+        :mod:`~camera_caption.engine.video_blip`).
+        """
+        return query_embeds(self.model, pixel_values).to(self.dtype)
 
     def prefill(self, embeds):
         """Run the prompt (B, L, D) through the decoder; last logits out."""

@@ -27,10 +27,20 @@ class LocalBackend(CaptionBackend):
         """Load ``params['model']`` and choose the decoding engine."""
         log.info(f"loading model '{params['model']}' (device "
                  f"{params['device']}, dtype {params['dtype']})")
-        engine = CaptionEngine.load(params['model'], params['device'],
-                                    params['dtype'], params['max_new_tokens'],
-                                    params['cpu_threads'])
+        engine = CaptionEngine.load(
+            params['model'], params['device'], params['dtype'],
+            params['max_new_tokens'], params['cpu_threads'],
+            trust_remote_code=params.get('trust_remote_code', False))
         log.info(f'weights loaded in {engine.load_seconds:.1f} s')
+        engine.system_prompt = params.get('system_prompt', '')
+        if engine.chat:
+            log.info('chat model: captions through its chat template ('
+                     + ('clips as video' if engine.chat_video else
+                        'clips as images') + ')')
+        if engine.video_checkpoint and params.get('clip_frames', 1) <= 1:
+            log.info(f"'{params['model']}' is a VideoBLIP checkpoint, "
+                     'trained on clips: set clip_frames (e.g. 8) and '
+                     'clip_seconds to caption what happens, not a still')
         backend = cls(engine, params['engine'])
         try:
             backend.fallback = backend._choose_engine(
@@ -60,8 +70,16 @@ class LocalBackend(CaptionBackend):
         return reason
 
     def caption(self, frames, prompt, max_new_tokens):
-        """Caption a batch with the loaded model."""
+        """Caption a batch (frames or clips) with the loaded model."""
         return self.engine.caption(frames, prompt, max_new_tokens)
+
+    def prepare(self, frame):
+        """Resize and normalise a frame to the model's pixels (clip rings)."""
+        return self.engine.prepare(frame)
+
+    def update_settings(self, settings):
+        """Take the live system_prompt (chat models)."""
+        self.engine.system_prompt = settings.system_prompt
 
     def describe(self):
         """Say which model runs where."""

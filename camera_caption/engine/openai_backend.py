@@ -328,6 +328,8 @@ class OpenAIBackend(CaptionBackend):
             return [None] * len(frames)
         jobs = []
         for image in frames:
+            if isinstance(image, (list, tuple)):
+                image = image[-1]   # a clip: its newest frame (stills only)
             url = encode_frame(image, self.image_max_side, self.jpeg_quality)
             job = _Job(json.dumps(chat_request(self.model, url, prompt,
                                                max_new_tokens)))

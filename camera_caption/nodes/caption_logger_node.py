@@ -69,8 +69,12 @@ class CaptionLoggerNode(Node):
     def _on_info(self, msg):
         try:
             info = json.loads(msg.data)
+            clip = None
+            if 'clip_first_stamp' in info:
+                clip = (float(info['clip_first_stamp']),
+                        float(info['clip_last_stamp']))
             self.transcript.write(float(info['stamp']), str(info['caption']),
-                                  str(info.get('image_topic', '')))
+                                  str(info.get('image_topic', '')), clip)
         except (ValueError, KeyError, TypeError) as exc:
             self.get_logger().warning(
                 f'caption_info not understood ({exc}): {msg.data[:80]!r}',

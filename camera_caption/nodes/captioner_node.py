@@ -163,7 +163,9 @@ class CaptionerNode(LifecycleNode):
                                     self._caption_failed, self.settings,
                                     questions=self.questions,
                                     on_answer=self._publish_answer,
-                                    cancel_fn=self.backend.cancel)
+                                    cancel_fn=self.backend.cancel,
+                                    prepare_fn=self.backend.prepare)
+        self.backend.update_settings(self.settings)
         self.worker.start()
         self.question_subscription = self.create_subscription(
             String, 'question', self._on_question, 10)
@@ -283,7 +285,14 @@ class CaptionerNode(LifecycleNode):
             return                        # deactivated meanwhile
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self.figures.frame_in(topic)
-        worker.submit(Frame(image, stamp, header.frame_id, topic, header))
+        try:
+            worker.submit(Frame(image, stamp, header.frame_id, topic,
+                                header))
+        except Exception as exc:  # noqa: B902 - prepare() failed: skip it
+            self.figures.frame_skipped()
+            self._warn(('prepare', type(exc).__name__), 'frame skipped, '
+                       f'clip preparation failed: {type(exc).__name__}: '
+                       f'{exc}')
 
     def _skip(self, exc):
         self.figures.frame_skipped()
@@ -301,11 +310,17 @@ class CaptionerNode(LifecycleNode):
         latency = now - frame.stamp        # from the image's header stamp
         self.figures.caption_out(latency, result.inference_seconds)
         camera = self._camera_name(frame.topic)
-        publishers['info'].publish(String(data=json.dumps({
-            'stamp': frame.stamp, 'frame_id': frame.frame_id,
-            'image_topic': camera, 'caption': result.text,
-            'inference_s': round(result.inference_seconds, 4),
-            'latency_s': round(latency, 4)}, ensure_ascii=False)))
+        info = {'stamp': frame.stamp, 'frame_id': frame.frame_id,
+                'image_topic': camera, 'caption': result.text,
+                'inference_s': round(result.inference_seconds, 4),
+                'latency_s': round(latency, 4)}
+        if result.clip_frames:
+            info.update(clip_first_stamp=result.clip_first,
+                        clip_last_stamp=result.clip_last,
+                        clip_frames=result.clip_frames)
+        # ensure_ascii=False: Japanese stays readable in ros2 topic echo.
+        publishers['info'].publish(String(data=json.dumps(
+            info, ensure_ascii=False)))
         self._publish_overlay(publishers, frame, result.text)
         for pattern in self.events.match(frame.topic, result.text,
                                          time.monotonic()):
@@ -395,6 +410,8 @@ class CaptionerNode(LifecycleNode):
         """Hand the live settings to the worker whenever one changes."""
         if set(updates) & set(CaptionSettings.names()):
             self.settings = CaptionSettings.from_values(self.params)
+            if self.backend is not None:
+                self.backend.update_settings(self.settings)
             if self.worker is not None:
                 self.worker.update(self.settings)
         if set(updates) & {'watch', 'event_holdoff_s'}:

@@ -22,6 +22,7 @@ import time
 from camera_caption.frames.latest_frame import LatestFrames, Throttle
 from camera_caption.pipeline.caption_gates import (CaptionDeduper,
                                                    SceneChangeGate)
+from camera_caption.pipeline.clip_ring import ClipRing, distinct_count
 from camera_caption.pipeline.question_queue import question_prompt
 
 
@@ -32,6 +33,9 @@ class CaptionResult:
     text: str
     frame: object                 # the Frame that was captioned
     inference_seconds: float
+    clip_first: float = None      # clip mode: first and last image stamps
+    clip_last: float = None
+    clip_frames: int = 0          # clip mode: different frames in the clip
 
 
 @dataclass
@@ -52,12 +56,20 @@ class CaptionWorker:
     CaptionSettings`) is replaced whole by :meth:`update` and read once per
     batch, so a live change applies to the next batch.  While ``enable`` is
     false no inference runs and held frames are dropped.
+
+    Clip mode (``settings.clip_frames`` N > 1): :meth:`submit` also puts
+    ``prepare_fn(image)`` (the backend's ``prepare``) with the frame's stamp
+    into its camera's :class:`~camera_caption.pipeline.clip_ring.ClipRing`,
+    and each camera's entry in a caption batch is a clip: the list of N
+    prepared items sampled over ``clip_seconds`` up to the frame taken.
     """
 
     def __init__(self, caption_fn, on_caption, on_error, settings,
                  clock=time.monotonic, questions=None, on_answer=None,
-                 cancel_fn=None):
+                 cancel_fn=None, prepare_fn=None):
         self.slots = LatestFrames()
+        self._prepare_fn = prepare_fn or (lambda image: image)
+        self._rings = {}               # topic -> ClipRing (clip mode)
         self.questions = questions     # a QuestionQueue, or None
         self._on_answer = on_answer
         self._newest = {}              # topic -> last frame taken
@@ -142,8 +154,34 @@ class CaptionWorker:
         return self
 
     def submit(self, frame):
-        """Offer a frame; it replaces its camera's frame not yet captioned."""
+        """
+        Offer a frame; it replaces its camera's frame not yet captioned.
+
+        In clip mode it is prepared (``prepare_fn``, on the caller's thread)
+        and stored in its camera's ring first; an exception from
+        ``prepare_fn`` propagates and the frame is not offered.
+        """
+        settings = self._settings
+        if settings.clip_frames > 1:
+            ring = self._rings.get(frame.topic)
+            if ring is None:
+                ring = self._rings[frame.topic] = ClipRing(
+                    settings.clip_frames, settings.clip_seconds)
+            ring.configure(settings.clip_frames, settings.clip_seconds)
+            ring.add(frame.stamp, self._prepare_fn(frame.image))
+        elif self._rings:
+            self._rings = {}           # stills again: free the rings
         self.slots.put(frame.topic, frame)
+
+    def clip_of(self, frame, settings):
+        """Return the clip ((stamp, item) pairs) ending at ``frame``."""
+        ring = self._rings.get(frame.topic)
+        clip = ring.sample(settings.clip_frames, settings.clip_seconds,
+                           until=frame.stamp) if ring is not None else []
+        if not clip:     # clip mode switched on after the frame came in
+            item = self._prepare_fn(frame.image)
+            clip = [(frame.stamp, item)] * settings.clip_frames
+        return clip
 
     def stop(self, timeout=2.0):
         """Stop the thread and wait for it (at most ``timeout`` s)."""
@@ -224,23 +262,34 @@ class CaptionWorker:
         return True
 
     def _caption(self, batch, started, settings):
+        clips = [None] * len(batch)
         try:
-            texts = self._caption_fn(
-                [frame.image for frame in batch], settings.prompt,
-                settings.max_new_tokens)
+            if settings.clip_frames > 1:
+                clips = [self.clip_of(frame, settings) for frame in batch]
+                inputs = [[item for _, item in clip] for clip in clips]
+            else:
+                inputs = [frame.image for frame in batch]
+            texts = self._caption_fn(inputs, settings.prompt,
+                                     settings.max_new_tokens)
         except Exception as exc:  # noqa: B902 - keep captioning
             self.errors += 1
             self._on_error(batch, exc)
             return
         elapsed = self._clock() - started
         # None: the backend could not caption that frame and said why.
-        done = [(f, t) for f, t in zip(batch, texts) if t is not None]
+        done = [(f, t, c) for f, t, c in zip(batch, texts, clips)
+                if t is not None]
         self.not_captioned += len(batch) - len(done)
         if not done:
             return
         self.batches += 1
         self.last_batch_size = len(done)
         self.captions += len(done)
-        for frame, text in done:
-            if self._deduper(frame.topic).should_publish(text):
-                self._on_caption(CaptionResult(text, frame, elapsed))
+        for frame, text, clip in done:
+            if not self._deduper(frame.topic).should_publish(text):
+                continue
+            result = CaptionResult(text, frame, elapsed)
+            if clip:
+                result.clip_first, result.clip_last = clip[0][0], clip[-1][0]
+                result.clip_frames = distinct_count(clip)
+            self._on_caption(result)

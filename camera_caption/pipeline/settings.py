@@ -28,6 +28,9 @@ class CaptionSettings:
     scene_change_threshold: float = _default('scene_change_threshold')
     dedupe: bool = _default('dedupe')
     dedupe_similarity: float = _default('dedupe_similarity')
+    clip_frames: int = _default('clip_frames')
+    clip_seconds: float = _default('clip_seconds')
+    system_prompt: str = _default('system_prompt')
 
     @classmethod
     def from_values(cls, values):

@@ -4,6 +4,9 @@ Write captions to a transcript: JSON Lines, SubRip (.srt) or WebVTT.
 No ROS import.  Every caption is written, flushed and fsync'ed at once, so
 a crash loses no line.  Subtitle times are the image stamps relative to the
 first caption's stamp (or ``origin``), each shown for ``duration`` seconds.
+A clip's caption starts at the clip's first image stamp and is shown until
+its last one, at least ``duration`` seconds.  Text is written as UTF-8, as
+it is (Japanese included, no escapes).
 """
 
 import json
@@ -38,20 +41,28 @@ class TranscriptWriter:
         if fmt == 'vtt':
             self._emit('WEBVTT\n\n')
 
-    def write(self, stamp, caption, topic=''):
-        """Append one caption with its image stamp (seconds)."""
+    def write(self, stamp, caption, topic='', clip=None):
+        """
+        Append one caption with its image stamp (seconds).
+
+        ``clip``: ``(first, last)`` image stamps of a clip's caption (the
+        JSON line gets them as ``clip_first_stamp``/``clip_last_stamp``).
+        """
         self.count += 1
         if self.fmt == 'jsonl':
-            self._emit(json.dumps({'stamp': stamp, 'caption': caption,
-                                   'topic': topic}, ensure_ascii=False)
-                       + '\n')
+            line = {'stamp': stamp, 'caption': caption, 'topic': topic}
+            if clip:
+                line.update(clip_first_stamp=clip[0],
+                            clip_last_stamp=clip[1])
+            self._emit(json.dumps(line, ensure_ascii=False) + '\n')
             return
+        first, last = clip if clip else (stamp, stamp)
         if self.origin is None:
-            self.origin = stamp
-        start = stamp - self.origin
+            self.origin = first
+        start = first - self.origin
+        end = max(last - self.origin, start + self.duration)
         sep = ',' if self.fmt == 'srt' else '.'
-        timing = (f'{_clock(start, sep)} --> '
-                  f'{_clock(start + self.duration, sep)}\n')
+        timing = f'{_clock(start, sep)} --> {_clock(end, sep)}\n'
         text = ' '.join(caption.split()) or '…'
         number = f'{self.count}\n' if self.fmt == 'srt' else ''
         self._emit(f'{number}{timing}{text}\n\n')

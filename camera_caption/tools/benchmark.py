@@ -13,6 +13,11 @@ JSON, with the share of tokens on which both agree.
     ros2 run camera_caption benchmark --random-weights blip2-opt-2.7b
     ros2 run camera_caption benchmark --model /models/blip2 --batch 1 8 32
     python -m camera_caption.tools.benchmark --random-weights tiny --device cpu
+
+With ``--clip-frames 1 4 8`` it measures clip captions instead (fast path,
+VideoBLIP-style: N frames per caption through the vision encoder in one
+batched call, then the Q-Former and the unchanged decode): ms per caption
+and for the encoding alone, per clip length and batch size.
 """
 
 import argparse
@@ -250,6 +255,73 @@ def run(args):
     return results
 
 
+def run_clips(args):
+    """Measure clip captions of every length and batch; result dicts."""
+    from camera_caption.engine.caption_engine import (resolve_device,
+                                                      resolve_dtype)
+    from camera_caption.engine.fast_blip2 import FastBlip2Opt
+    from camera_caption.engine.fast_path_policy import fast_path_reason
+    device = torch.device(resolve_device(args.device))
+    dtype = resolve_dtype(args.dtype, device.type)
+    model, source, build_s = build_model(args, device, dtype)
+    reason = fast_path_reason(model)
+    if reason:
+        raise FastPathUnavailable(reason)
+    config = model.config
+    bos = config.text_config.bos_token_id
+    size = config.vision_config.image_size
+    fast = FastBlip2Opt(model, max_batch=max(args.batch),
+                        max_len=config.num_query_tokens + 1 + args.new_tokens)
+    fast.warm_up(sorted(set(args.batch)))
+    pixel_dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
+    results = []
+    for frames in args.clip_frames:
+        for batch in args.batch:
+            gen = torch.Generator(device='cpu').manual_seed(batch)
+            shape = (batch, frames, 3, size, size) if frames > 1 else \
+                (batch, 3, size, size)
+            pixels = torch.randn(*shape, generator=gen).to(device,
+                                                           pixel_dtype)
+
+            def ours(pixels=pixels):
+                return fast.generate(pixels, [bos], args.new_tokens,
+                                     ignore_eos=True)
+
+            def encode(pixels=pixels):
+                with torch.inference_mode():
+                    return fast.encode(pixels)
+
+            fast_s, _ = _timed(ours, device, args.repeats)
+            encode_s, _ = _timed(encode, device, args.repeats)
+            results.append({
+                'source': source, 'device': str(device),
+                'dtype': str(dtype).replace('torch.', ''), 'batch': batch,
+                'clip_frames': frames, 'new_tokens': args.new_tokens,
+                'fast_ms_per_caption': 1000 * fast_s / batch,
+                'fast_encode_ms': 1000 * encode_s,
+                'fast_peak_mb': _peak(device, ours),
+                'model_build_s': build_s,
+            })
+    return results
+
+
+def print_clip_table(results, out=None):
+    """Print the clip results as a table."""
+    out = out or sys.stdout
+    first = results[0]
+    print(f'{first["source"]} on {first["device"]} ({first["dtype"]}), '
+          f'{first["new_tokens"]} new tokens, clips on the fast path',
+          file=out)
+    print(f'{"frames":>6} {"batch":>5} {"ms/caption":>10} '
+          f'{"encode ms":>9} {"peak MB":>8}', file=out)
+    for r in results:
+        peak = '-' if r['fast_peak_mb'] is None else \
+            f'{r["fast_peak_mb"]:.0f}'
+        print(f'{r["clip_frames"]:>6} {r["batch"]:>5} '
+              f'{r["fast_ms_per_caption"]:10.1f} '
+              f'{r["fast_encode_ms"]:9.1f} {peak:>8}', file=out)
+
+
 class FastPathUnavailable(RuntimeError):
     """The fast path cannot run on this model: nothing to compare."""
 
@@ -304,14 +376,17 @@ def main(argv=None):
     parser.add_argument('--device', default='auto')
     parser.add_argument('--dtype', default='auto')
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--clip-frames', type=int, nargs='+',
+                        help='measure clip captions of these lengths '
+                        '(frames per caption) instead')
     args = parser.parse_args(argv)
     try:
-        results = run(args)
+        results = run_clips(args) if args.clip_frames else run(args)
     except FastPathUnavailable as exc:
         print(f'engine: generate ({exc}): the fast path cannot run, '
               'nothing measured', file=sys.stderr)
         return 1
-    print_table(results)
+    (print_clip_table if args.clip_frames else print_table)(results)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

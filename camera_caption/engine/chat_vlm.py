@@ -1,0 +1,148 @@
+"""
+Chat vision-language models through ``generate()``: what and how.
+
+No ROS import.  A model that is not of the BLIP-2 family is captioned as a
+chat model: any ``AutoModelForImageTextToText`` checkpoint whose processor
+has a chat template (Qwen2-VL / Qwen2.5-VL, SmolVLM, LLaVA, LLaVA-OneVision,
+Idefics2/3, ...).  The user message holds the image, or a clip's frames
+(as a video where the model takes video, else as several images), then the
+``prompt``; ``system_prompt``, when set, comes first as the system message.
+Only the new text is returned, and the model's own generation config
+applies except for ``max_new_tokens``.
+
+:func:`cannot_caption` says, in one line, why a checkpoint cannot caption
+(no vision input, no chat template and no plain-prompt path, a heron
+checkpoint that transformers cannot load).
+"""
+
+import json
+import os
+import re
+
+# Plain-prompt image-to-text models (processor(images, text), no template).
+PLAIN_PROMPT_TYPES = ('blip-2', 'instructblip', 'instructblipvideo')
+# The user text when ``prompt`` is empty (a chat model needs an ask).
+DEFAULT_PROMPTS = {
+    False: 'Describe what the image shows in one sentence.',
+    True: 'Describe what happens in this video in one sentence.',
+}
+_HERON_ID = re.compile(r'turing-motors/heron-chat-(blip|git)', re.I)
+HERON_TYPES = ('video_blip', 'git_llm', 'git_japanese_stablelm_alpha',
+               'git_llama', 'git_opt', 'git_mpt')
+
+
+def heron_reason(model_id, files=None):
+    """
+    Return why a heron BLIP/GIT checkpoint cannot load here ('' if not one).
+
+    heron's ``turing-motors/heron-chat-blip-*`` checkpoints have model type
+    ``video_blip`` and its ``heron-chat-git-*`` ones ``git_*``: classes of
+    the heron library (github.com/turingmotors/heron), not of transformers,
+    and their repositories ship no modelling code that
+    ``trust_remote_code`` could run.  Checked on the id (before any
+    download) and on a local directory's config.json.
+    """
+    model_type = ''
+    if files and os.path.isfile(os.path.join(files, 'config.json')):
+        try:
+            with open(os.path.join(files, 'config.json'),
+                      encoding='utf-8') as f:
+                model_type = str(json.load(f).get('model_type', ''))
+        except (OSError, ValueError):
+            model_type = ''
+    if not _HERON_ID.search(str(model_id)) and model_type not in HERON_TYPES:
+        return ''
+    return (f"model '{model_id}' is a heron checkpoint (model type "
+            f"{model_type or 'video_blip or git_*'}): transformers has no such "
+            'model type and the repository ships no code for '
+            'trust_remote_code to run; it needs the heron library '
+            '(github.com/turingmotors/heron) and its Japanese language model '
+            '(Japanese StableLM Alpha or llm-jp, themselves remote code). '
+            'For Japanese captions use a transformers chat model instead, '
+            'e.g. Qwen/Qwen2-VL-2B-Instruct or '
+            'turing-motors/Heron-Idefics2-8B-v0.1 (README, "Languages").')
+
+
+def has_vision(config):
+    """Whether a config describes a model that takes images."""
+    return getattr(config, 'model_type', '') in PLAIN_PROMPT_TYPES or \
+        getattr(config, 'vision_config', None) is not None
+
+
+def chat_template(processor):
+    """Return the processor's (or its tokenizer's) chat template, or None."""
+    template = getattr(processor, 'chat_template', None)
+    if not template:
+        template = getattr(getattr(processor, 'tokenizer', None),
+                           'chat_template', None)
+    return template or None
+
+
+def cannot_caption(model_id, config, processor):
+    """Return why this model cannot caption ('' when it can)."""
+    model_type = getattr(config, 'model_type', '?')
+    if not has_vision(config):
+        return (f"model '{model_id}' cannot caption: it takes no image "
+                f'input (model type {model_type!r} has no vision encoder); '
+                'give a vision-language model')
+    if model_type not in PLAIN_PROMPT_TYPES and not chat_template(processor):
+        return (f"model '{model_id}' cannot caption: its processor has no "
+                f'chat template and model type {model_type!r} has no '
+                'plain-prompt path (only the BLIP-2 family has one)')
+    return ''
+
+
+def takes_video(config, processor):
+    """Whether the model takes a clip as a video (else as images)."""
+    token = getattr(config, 'video_token_id', None)
+    if token is None:
+        token = getattr(config, 'video_token_index', None)
+    return token is not None and \
+        getattr(processor, 'video_processor', None) is not None
+
+
+def messages(frames, prompt, system_prompt, video):
+    """
+    Return the chat messages for one camera's frames (1 = a still).
+
+    ``video``: the frames go as one video, else as one image each.
+    """
+    clip = len(frames) > 1
+    if clip and video:
+        content = [{'type': 'video'}]
+    else:
+        content = [{'type': 'image'} for _ in frames]
+    content.append({'type': 'text',
+                    'text': prompt or DEFAULT_PROMPTS[clip]})
+    out = []
+    if system_prompt:
+        out.append({'role': 'system',
+                    'content': [{'type': 'text', 'text': system_prompt}]})
+    out.append({'role': 'user', 'content': content})
+    return out
+
+
+def chat_inputs(processor, batch, prompt, system_prompt, video):
+    """
+    Processor inputs for a batch of frame lists (one per camera).
+
+    Returns the processor's output (tensors) for the rendered templates
+    and the images or videos, padded on the left.
+    """
+    import numpy as np
+    texts, images, videos = [], [], []
+    for frames in batch:
+        use_video = video and len(frames) > 1
+        texts.append(processor.apply_chat_template(
+            messages(frames, prompt, system_prompt, use_video),
+            add_generation_prompt=True, tokenize=False))
+        if use_video:
+            videos.append(np.stack(frames))
+        else:
+            images.extend(frames)
+    kwargs = {'text': texts, 'return_tensors': 'pt', 'padding': True}
+    if images:
+        kwargs['images'] = images
+    if videos:
+        kwargs['videos'] = videos
+    return processor(**kwargs)
