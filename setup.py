@@ -10,6 +10,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    # The demo model's weights, processor and tokenizer (tools/demo_model.py).
+    package_data={'camera_caption.tools': ['demo_checkpoint/*']},
     data_files=[
         ('share/ament_index/resource_index/packages',
             ['resource/' + package_name]),
@@ -19,7 +21,7 @@ setup(
          glob('config/*.yaml') + glob('config/*.jinja')),
     ],
     install_requires=['setuptools'],
-    zip_safe=True,
+    zip_safe=False,     # the demo checkpoint is read as a directory
     maintainer='camera_caption developers',
     maintainer_email='camera-caption@example.com',
     description='Live camera captioning with BLIP-2 on ROS 2.',

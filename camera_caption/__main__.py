@@ -15,8 +15,8 @@ import os
 import re
 import sys
 
-from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
-from camera_caption.parameters import find, NODE_PARAMETERS
+from camera_caption.contract.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
+from camera_caption.contract.parameters import find, NODE_PARAMETERS
 
 
 def default_params_file():
@@ -82,7 +82,7 @@ def main(argv=None):
     from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
     from camera_caption.nodes.captioner_node import CaptionerNode
     from camera_caption.nodes.node_runner import run_nodes
-    from camera_caption.parameters import ParameterError
+    from camera_caption.contract.parameters import ParameterError
 
     try:
         overrides, remap, use_camera = node_overrides(vars(options))
@@ -112,4 +112,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from camera_caption.nodes.node_runner import exit_now
+    exit_now(main())

@@ -17,12 +17,29 @@ This file imports no torch or OpenCV: only the argument table.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from camera_caption.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
+from camera_caption.contract.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+
+
+def _end_launch_on_failure(name):
+    """
+    Return an ``on_exit`` that ends the launch when ``name`` failed.
+
+    Only a failed exit (a camera that cannot open, a model that does not
+    load) stops the launch, and only while it is still running: on Ctrl-C
+    every node exits 0 while launch is already shutting down, and a second
+    Shutdown then made launch_ros shut its ROS adapter down twice (an
+    ERROR and exit status 1).
+    """
+    def on_exit(event, context):
+        if event.returncode == 0 or getattr(context, 'is_shutdown', False):
+            return None
+        return [Shutdown(reason=f'{name} stopped')]
+    return on_exit
 
 
 def _nodes(context):
@@ -48,11 +65,11 @@ def _nodes(context):
              parameters=parameters('camera'),
              remappings=remappings['camera'],
              condition=IfCondition(LaunchConfiguration('use_camera')),
-             on_exit=Shutdown(reason='camera stopped'), **common),
+             on_exit=_end_launch_on_failure('camera'), **common),
         LifecycleNode(executable='captioner_node', name='captioner',
                       parameters=parameters('captioner'),
                       remappings=remappings['captioner'],
-                      on_exit=Shutdown(reason='captioner stopped'),
+                      on_exit=_end_launch_on_failure('captioner'),
                       **common),
         Node(executable='caption_logger', name='caption_logger',
              parameters=parameters('caption_logger'),

@@ -32,13 +32,13 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope='session')
 def demo_model_dir():
     """
-    Return the directory of the trained demo model (it tells the truth).
+    Return the directory of the shipped demo model (it tells the truth).
 
-    Trained once per machine and recipe into the user's cache directory
-    ($XDG_CACHE_HOME/camera_caption, about a minute), reused afterwards.
+    The package carries its weights: the same model on every machine, with
+    nothing to train or cache first.
     """
-    from camera_caption.tools.demo_model import cached_demo_model
-    return cached_demo_model(log=lambda line: print(f'demo model: {line}'))
+    from camera_caption.tools.demo_model import shipped_model
+    return shipped_model()
 
 
 @pytest.fixture(scope='session')

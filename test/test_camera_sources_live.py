@@ -222,7 +222,7 @@ def test_camera_info_beside_each_image_uncalibrated_and_from_a_file(
 
 
 def test_bad_calibration_file_is_a_clear_start_error(ros_context, tmp_path):
-    from camera_caption.parameters import ParameterError
+    from camera_caption.contract.parameters import ParameterError
     with pytest.raises(ParameterError, match='camera_info_url'):
         CameraNode(context=ros_context, parameter_overrides=params(
             source='test_pattern', camera_info_url=str(tmp_path / 'no.yaml')))

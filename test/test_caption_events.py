@@ -3,9 +3,9 @@
 import json
 import re
 
-from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
-from camera_caption.parameters import CAPTIONER_PARAMETERS, find, \
+from camera_caption.contract.parameters import CAPTIONER_PARAMETERS, find, \
     ParameterError
+from camera_caption.nodes.caption_logger_node import CaptionLoggerNode
 from camera_caption.pipeline.caption_events import EventMatcher
 import pytest
 from rcl_interfaces.srv import SetParameters

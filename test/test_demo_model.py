@@ -6,12 +6,20 @@ from camera_caption.frames.frame_sources import (open_source,
 from camera_caption.frames.scenes import (BACKGROUNDS, canonical_scenes,
                                           caption_of, COLOURS, render_scene,
                                           SHAPES)
-from camera_caption.tools.demo_model import (CHECK_SIZES, is_complete,
-                                             MARKER)
+from camera_caption.tools.demo_model import (CHECK_SIZES, facts_of,
+                                             is_complete, MARKER,
+                                             SHIPPED_DIR)
+from camera_caption.tools.demo_training import recipe_hash
 import numpy as np
 import pytest
+from subprocess_helpers import cpu_paths, run_python
 
-pytestmark = pytest.mark.slow    # trains (or reads the cached) demo model
+pytestmark = pytest.mark.slow    # loads the demo model, in processes too
+
+# Smallest teacher-forced logit margin the shipped model must keep: float32
+# rounding differs between CPU kernels by ~1e-4 of a logit, thousands of
+# times less.
+MARGIN = 0.5
 
 
 def rgb(frame):
@@ -87,12 +95,45 @@ def engines(demo_model_dir):
     return {'generate': generate, 'fast': fast}
 
 
-def test_cache_holds_a_complete_model(demo_model_dir):
-    assert is_complete(demo_model_dir)
+def test_the_package_ships_a_complete_model_of_this_recipe(demo_model_dir):
+    assert demo_model_dir == SHIPPED_DIR and is_complete(demo_model_dir)
     import os
     names = os.listdir(demo_model_dir)
     assert MARKER in names and 'config.json' in names
     assert any(n.endswith('.safetensors') for n in names)
+    facts = facts_of(demo_model_dir)
+    assert facts['recipe_hash'] == recipe_hash()
+    assert facts['canonical_accuracy'] == 1.0
+    # Far from a tie: float rounding on another CPU cannot flip a word.
+    assert facts['min_logit_margin'] >= MARGIN, facts
+
+
+@pytest.mark.parametrize('capability,threads', cpu_paths(),
+                         ids=lambda v: str(v))
+def test_the_shipped_model_is_right_on_every_cpu_path(capability, threads,
+                                                      tmp_path):
+    """What a new machine runs: ``demo_model DIR``, then ``--check DIR``."""
+    env = {'ATEN_CPU_CAPABILITY': capability}
+    status, output = run_python(['-m', 'camera_caption.tools.demo_model',
+                                 str(tmp_path / 'demo')], env)
+    assert status == 0 and 'copied to' in output, output
+    status, output = run_python(['-m', 'camera_caption.tools.demo_model',
+                                 '--check', '--threads', str(threads),
+                                 str(tmp_path / 'demo')], env)
+    assert status == 0, output
+    assert f'all {24 * len(CHECK_SIZES) + 24 * 6} check frames right' in \
+        output, output
+    assert f'{capability.upper()} kernels, {threads} threads' in output
+    margin = float(output.split('smallest logit margin ')[1].split()[0])
+    assert margin >= MARGIN, output
+
+
+def test_a_failed_check_is_one_line(tmp_path):
+    status, output = run_python(['-m', 'camera_caption.tools.demo_model',
+                                 '--check', str(tmp_path)], {})
+    assert status == 1, output
+    assert output.strip() == (f"demo_model: '{tmp_path}' holds no model "
+                              '(config.json)'), output
 
 
 @pytest.mark.parametrize('engine_name', ['fast', 'generate'])

@@ -3,8 +3,8 @@
 import os
 import re
 
-from camera_caption.launch_arguments import LAUNCH_ARGUMENTS
-from camera_caption.parameters import NODE_PARAMETERS
+from camera_caption.contract.launch_arguments import LAUNCH_ARGUMENTS
+from camera_caption.contract.parameters import NODE_PARAMETERS
 import pytest
 import yaml
 

@@ -105,7 +105,7 @@ def test_one_process_help_shows_every_launch_argument_and_real_defaults():
     proc = start(['-m', 'camera_caption', '--help'])
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
-    from camera_caption.launch_arguments import LAUNCH_ARGUMENTS
+    from camera_caption.contract.launch_arguments import LAUNCH_ARGUMENTS
     for arg in LAUNCH_ARGUMENTS:
         assert f'--{arg.name} ' in output, arg.name
     flat = ' '.join(output.split())

@@ -114,3 +114,40 @@ def test_a_wrong_model_stops_the_start_with_one_line(ros_context,
         "parameter 'remote_model' = 'Salesforce/blip2-opt-2.7b' is not "
         f'served at {tiny_server.endpoint}; it serves: '
         f'{tiny_server.model_dir}')
+
+
+def test_system_prompt_is_the_system_message_and_changes_live(ros_context):
+    from rclpy.parameter import Parameter
+    from serving_helpers import models_answer, RawServer
+    answer = (200, 'application/json', json.dumps(
+        {'choices': [{'message': {'role': 'assistant',
+                                  'content': 'a robot arm'}}]}))
+    with RawServer({'/v1/models': models_answer('m'),
+                    '/v1/chat/completions': answer}) as server:
+        captioner = remote_captioner(
+            ros_context, f'http://127.0.0.1:{server.port}/v1',
+            api_key_env='', system_prompt='あなたはロボットの目です。')
+        driver = rclpy.create_node('driver', context=ros_context)
+        pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
+        frame = image_msg(90, width=64, height=48)
+
+        def systems():
+            return [json.loads(body)['messages'][0]
+                    for method, path, _, body in list(server.requests)
+                    if path == '/v1/chat/completions']
+
+        def sent(predicate):
+            return wait_until(lambda: pub.publish(frame) or any(
+                predicate(m) for m in systems()), 20, interval=0.05)
+
+        with spinning(ros_context, captioner, driver):
+            assert sent(lambda m: m == {
+                'role': 'system', 'content': 'あなたはロボットの目です。'}), \
+                systems()
+            result = captioner.set_parameters([Parameter(
+                'system_prompt', value='Answer in English.')])
+            assert result[0].successful
+            assert sent(lambda m: m == {'role': 'system',
+                                        'content': 'Answer in English.'})
+            captioner.set_parameters([Parameter('system_prompt', value='')])
+            assert sent(lambda m: m['role'] == 'user')

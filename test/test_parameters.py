@@ -1,9 +1,11 @@
 """Parameter validation and the launch-argument mapping (no ROS needed)."""
 
-from camera_caption.launch_arguments import (LAUNCH_ARGUMENTS, node_overrides,
-                                             parse_bool)
-from camera_caption.parameters import (CAMERA_PARAMETERS, CAPTIONER_PARAMETERS,
-                                       find, ParameterError)
+from camera_caption.contract.launch_arguments import (LAUNCH_ARGUMENTS,
+                                                      node_overrides,
+                                                      parse_bool)
+from camera_caption.contract.parameters import (CAMERA_PARAMETERS,
+                                                CAPTIONER_PARAMETERS,
+                                                find, ParameterError)
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -75,7 +77,7 @@ def test_bad_launch_argument_is_refused():
 
 
 def test_every_overriding_argument_names_a_real_parameter():
-    from camera_caption.parameters import NODE_PARAMETERS
+    from camera_caption.contract.parameters import NODE_PARAMETERS
     for arg in LAUNCH_ARGUMENTS:
         if arg.node:
             assert find(NODE_PARAMETERS[arg.node], arg.name), arg.name

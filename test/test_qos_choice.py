@@ -1,7 +1,7 @@
 """reliability: auto follows the publishers; the starvation WARN names QoS."""
 
+from camera_caption.contract.parameters import CAPTIONER_PARAMETERS, find
 from camera_caption.nodes.ros_parameters import image_qos, offered_reliability
-from camera_caption.parameters import CAPTIONER_PARAMETERS, find
 from camera_caption.pipeline.qos_choice import (choose_reliability,
                                                 describe_offered,
                                                 ReliabilityChooser,

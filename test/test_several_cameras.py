@@ -2,9 +2,11 @@
 
 import time
 
+from camera_caption.contract.parameters import (caption_topic_for,
+                                                caption_topics,
+                                                image_topic_list,
+                                                ParameterError)
 from camera_caption.nodes.captioner_node import CaptionerNode
-from camera_caption.parameters import (caption_topic_for, caption_topics,
-                                       image_topic_list, ParameterError)
 import pytest
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy

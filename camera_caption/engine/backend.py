@@ -10,17 +10,15 @@ captions a clip's last (newest) item.  It describes itself in one line,
 reports its figures for ``/diagnostics`` and frees what it holds.  The
 captioner's ``backend`` parameter picks one from :data:`BACKENDS`; adding a
 backend is a module with a :class:`CaptionBackend` subclass plus one line
-there (and its parameters in :mod:`camera_caption.parameters`).
+there (and its parameters in :mod:`camera_caption.contract.parameters`).
 """
 
 import abc
 import importlib
 
-# backend parameter value -> 'module:class'
-BACKENDS = {
-    'local': 'camera_caption.engine.local_backend:LocalBackend',
-    'openai': 'camera_caption.engine.openai_backend:OpenAIBackend',
-}
+from camera_caption.contract.constants import BACKENDS
+
+__all__ = ['BACKENDS', 'CaptionBackend', 'open_backend']
 
 
 class CaptionBackend(abc.ABC):

@@ -13,6 +13,9 @@ import gc
 import os
 import time
 
+from camera_caption.contract.constants import (DEFAULT_MODEL,
+                                               DEVICE_CHOICES, DTYPES)
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.chat_vlm import (cannot_caption, chat_inputs,
                                             chat_template, heron_reason,
                                             takes_video)
@@ -22,14 +25,6 @@ from camera_caption.engine.video_blip import (generate_clips,
                                               is_video_checkpoint)
 import numpy as np
 
-DEFAULT_MODEL = 'Salesforce/blip2-opt-2.7b'
-
-DTYPES = {
-    'float16': 'float16', 'fp16': 'float16', 'half': 'float16',
-    'bfloat16': 'bfloat16', 'bf16': 'bfloat16',
-    'float32': 'float32', 'fp32': 'float32', 'float': 'float32',
-}
-DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 # The self-check's non-empty prompt (when the node's prompt is empty).
 CHECK_PROMPT = 'a picture of'
 # FramePreprocessor against the processor's pixel_values (normalised
@@ -37,10 +32,6 @@ CHECK_PROMPT = 'a picture of'
 # grey level on average, a few at worst.
 PIXEL_MEAN_TOLERANCE = 0.01
 PIXEL_MAX_TOLERANCE = 0.15
-
-
-class ModelLoadError(RuntimeError):
-    """The model could not be loaded; the message says what to do."""
 
 
 def resolve_device(device):

@@ -35,8 +35,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.backend import CaptionBackend
-from camera_caption.engine.caption_engine import ModelLoadError
 from camera_caption.pipeline.log_throttle import LogThrottle
 
 RETRY_INITIAL_S = 0.5
@@ -98,14 +98,16 @@ def encode_frame(image, max_side, quality):
         data.tobytes()).decode('ascii')
 
 
-def chat_request(model, image_url, prompt, max_new_tokens):
+def chat_request(model, image_url, prompt, max_new_tokens, system_prompt=''):
     """Return the body of one chat completion request."""
     content = [{'type': 'image_url', 'image_url': {'url': image_url}}]
     if prompt:
         content.append({'type': 'text', 'text': prompt})
+    messages = [{'role': 'user', 'content': content}]
+    if system_prompt:
+        messages.insert(0, {'role': 'system', 'content': system_prompt})
     return {'model': model, 'max_tokens': int(max_new_tokens),
-            'temperature': 0, 'stream': False,
-            'messages': [{'role': 'user', 'content': content}]}
+            'temperature': 0, 'stream': False, 'messages': messages}
 
 
 def caption_of(body):
@@ -198,6 +200,7 @@ class OpenAIBackend(CaptionBackend):
         self.image_max_side = image_max_side
         self.jpeg_quality = jpeg_quality
         self.retry_max_s = retry_max_s
+        self.system_prompt = ''     # live: update_settings()
         self._base_path = parse_endpoint(endpoint)[3]
         self._log = log
         self._throttle = LogThrottle(5.0)
@@ -267,6 +270,7 @@ class OpenAIBackend(CaptionBackend):
         backend = cls(endpoint, model, connect, params['max_in_flight'],
                       params['image_max_side'], params['jpeg_quality'],
                       params['retry_max_s'], log)
+        backend.system_prompt = params.get('system_prompt', '')
         log.info(f"remote model '{model}' at {endpoint} (up to "
                  f'{backend.max_in_flight} requests in flight, frames '
                  f'<= {backend.image_max_side or "full"} px, JPEG '
@@ -331,8 +335,8 @@ class OpenAIBackend(CaptionBackend):
             if isinstance(image, (list, tuple)):
                 image = image[-1]   # a clip: its newest frame (stills only)
             url = encode_frame(image, self.image_max_side, self.jpeg_quality)
-            job = _Job(json.dumps(chat_request(self.model, url, prompt,
-                                               max_new_tokens)))
+            job = _Job(json.dumps(chat_request(
+                self.model, url, prompt, max_new_tokens, self.system_prompt)))
             jobs.append(job)
             self._jobs.put(job)
         for job in jobs:
@@ -341,6 +345,10 @@ class OpenAIBackend(CaptionBackend):
                     return [None] * len(frames)     # stopped: not counted
         self._account(jobs)
         return [job.text for job in jobs]
+
+    def update_settings(self, settings):
+        """Take the live system_prompt: the system message from now on."""
+        self.system_prompt = settings.system_prompt
 
     def _send_loop(self, conn):
         while not self._closed.is_set():

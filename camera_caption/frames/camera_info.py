@@ -12,7 +12,7 @@ image_pipeline tools read as "not calibrated".
 from dataclasses import dataclass, field
 import os
 
-from camera_caption.parameters import ParameterError
+from camera_caption.contract.parameters import ParameterError
 
 
 @dataclass

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 
+from camera_caption.contract.errors import SourceError
 from camera_caption.frames import scenes
 
 try:
@@ -21,10 +22,6 @@ except ImportError:  # pragma: no cover - opencv is a declared dependency
     cv2 = None
 
 TEST_PATTERN = 'test_pattern'
-
-
-class SourceError(RuntimeError):
-    """A source that cannot be opened or read; names the source."""
 
 
 class FrameError(RuntimeError):

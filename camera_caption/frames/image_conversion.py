@@ -10,7 +10,7 @@ Every rejected input raises :class:`ImageConversionError`, which names the
 offending field and value.
 """
 
-from camera_caption.parameters import CAMERA_ENCODINGS
+from camera_caption.contract.parameters import CAMERA_ENCODINGS
 import numpy as np
 
 try:  # OpenCV is only needed for the YUV and Bayer encodings.

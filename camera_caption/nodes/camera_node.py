@@ -16,20 +16,19 @@ published to nobody.
 """
 
 import array
-import sys
 import threading
 import time
 
+from camera_caption.contract.parameters import CAMERA_PARAMETERS
 from camera_caption.frames.camera_info import load_calibration, uncalibrated
 from camera_caption.frames.frame_sources import (classify, FrameError,
                                                  open_source,
                                                  ReconnectingSource,
                                                  SourceError)
 from camera_caption.frames.image_conversion import bgr_to_encoding
-from camera_caption.nodes.node_runner import run_node
+from camera_caption.nodes.node_runner import exit_now, run_node
 from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.nodes.ros_parameters import declare_parameters, image_qos
-from camera_caption.parameters import CAMERA_PARAMETERS
 from camera_caption.pipeline.caption_stats import RateWindow
 from camera_caption.pipeline.log_throttle import LogThrottle
 import cv2
@@ -280,7 +279,7 @@ class CameraNode(Node):
 
 def main(args=None):
     """Entry point of ``ros2 run camera_caption camera_node``."""
-    sys.exit(run_node(CameraNode, args))
+    exit_now(run_node(CameraNode, args))
 
 
 if __name__ == '__main__':

@@ -10,11 +10,10 @@ caption.
 """
 
 import json
-import sys
 
-from camera_caption.nodes.node_runner import run_node
+from camera_caption.contract.parameters import CAPTION_LOGGER_PARAMETERS
+from camera_caption.nodes.node_runner import exit_now, run_node
 from camera_caption.nodes.ros_parameters import declare_parameters
-from camera_caption.parameters import CAPTION_LOGGER_PARAMETERS
 from camera_caption.pipeline.transcript import TranscriptWriter
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -89,7 +88,7 @@ class CaptionLoggerNode(Node):
 
 def main(args=None):
     """Entry point of ``ros2 run camera_caption caption_logger``."""
-    sys.exit(run_node(CaptionLoggerNode, args))
+    exit_now(run_node(CaptionLoggerNode, args))
 
 
 if __name__ == '__main__':

@@ -24,22 +24,22 @@ the choice changes.
 """
 
 import json
-import sys
 import time
 
+from camera_caption.contract.parameters import (caption_topics,
+                                                CAPTIONER_PARAMETERS,
+                                                image_topic_list)
 from camera_caption.engine.backend import open_backend
 from camera_caption.frames.caption_overlay import CaptionOverlay
 from camera_caption.frames.image_conversion import (compressed_to_rgb,
                                                     ImageConversionError)
 from camera_caption.frames.latest_frame import Frame
 from camera_caption.nodes.message_conversion import image_msg_to_rgb
-from camera_caption.nodes.node_runner import run_node, START_ERRORS
+from camera_caption.nodes.node_runner import exit_now, run_node, START_ERRORS
 from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.nodes.ros_parameters import (declare_parameters, image_qos,
                                                  offered_reliability,
                                                  watch_parameters)
-from camera_caption.parameters import (caption_topics, CAPTIONER_PARAMETERS,
-                                       image_topic_list)
 from camera_caption.pipeline.caption_events import EventMatcher
 from camera_caption.pipeline.caption_stats import CaptionerFigures
 from camera_caption.pipeline.caption_worker import CaptionWorker
@@ -471,7 +471,7 @@ class CaptionerNode(LifecycleNode):
 
 def main(args=None):
     """Entry point of ``ros2 run camera_caption captioner_node``."""
-    sys.exit(run_node(CaptionerNode, args))
+    exit_now(run_node(CaptionerNode, args))
 
 
 if __name__ == '__main__':

@@ -16,15 +16,14 @@ import signal
 import sys
 import threading
 
-from camera_caption.engine.caption_engine import ModelLoadError
-from camera_caption.frames.frame_sources import SourceError
-from camera_caption.parameters import ParameterError
+from camera_caption.contract.errors import START_ERRORS
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-START_ERRORS = (ParameterError, SourceError, ModelLoadError)
 # How often the spin loop looks at the stop flag (seconds).
 _POLL = 0.1
+# How long a callback under way may take to finish once stopped (seconds).
+_BUSY_WAIT = 0.5
 
 
 def _init(args):
@@ -122,9 +121,18 @@ def run_nodes(factories, args=None, stop=None, advice=None):
             advice(str(exc)) if advice else str(exc))
         status = 1
     finally:
-        executor.shutdown(timeout_sec=1.0)
+        executor.shutdown(timeout_sec=_BUSY_WAIT)
         if spinner.is_alive():     # not started when a factory failed
-            spinner.join(1.0)
+            spinner.join(_BUSY_WAIT)
+        if spinner.is_alive() and previous:
+            # A callback is still running (a model loading through
+            # `ros2 lifecycle set ... configure`, a hub probe): like a
+            # node still being built, leave now rather than when it ends.
+            rclpy.logging.get_logger('camera_caption').info(
+                'stopped while busy')
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
@@ -141,3 +149,19 @@ def run_nodes(factories, args=None, stop=None, advice=None):
 def run_node(factory, args=None):
     """Run the single node that ``factory()`` makes; return exit status."""
     return run_nodes([factory], args)
+
+
+def exit_now(status):
+    """
+    End the program with ``status`` once its nodes are down.
+
+    Everything that matters is done by then (nodes destroyed, rclpy's
+    context and its log files shut down); what is left is the interpreter
+    tearing down torch and transformers, which takes a second or more and
+    would let Ctrl-C take that long.  Python's own logging is flushed.
+    """
+    import logging
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

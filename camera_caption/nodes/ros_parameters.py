@@ -1,6 +1,6 @@
 """Declare and validate node parameters from their specs (rclpy side)."""
 
-from camera_caption.parameters import find, ParameterError
+from camera_caption.contract.parameters import find, ParameterError
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,
                        ReliabilityPolicy)

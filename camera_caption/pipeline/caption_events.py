@@ -1,45 +1,21 @@
 """
 Word-triggered events: a caption that newly matches a watched pattern.
 
-No ROS import.  :func:`parse_watch` turns the ``watch`` parameter (one
-string of comma-separated patterns, or a list of them) into compiled,
-case-insensitive regular expressions, refusing a bad one with a
-:class:`~camera_caption.parameters.ParameterError` that names the pattern
-and the reason.  :class:`EventMatcher` is edge-triggered per camera and
-pattern: an event fires when a caption matches and the camera's previous
-caption did not, unless the same pattern fired for that camera less than
-``holdoff_s`` ago, so a scene that stays the same (or flickers in and out
-of the match) does not repeat it.
+No ROS import.  The ``watch`` parameter's syntax (comma-separated,
+case-insensitive regular expressions) is the contract's
+(:mod:`camera_caption.contract.watch_patterns`).  :class:`EventMatcher`
+is edge-triggered per camera and pattern: an event fires when a caption
+matches and the camera's previous caption did not, unless the same
+pattern fired for that camera less than ``holdoff_s`` ago, so a scene that
+stays the same (or flickers in and out of the match) does not repeat it.
 """
 
-import re
 import threading
 
+from camera_caption.contract.watch_patterns import (compile_patterns,
+                                                    split_watch)
 
-def split_watch(value):
-    """Return the patterns of a ``watch`` value (string or list), stripped."""
-    if isinstance(value, str):
-        items = value.split(',')
-    elif isinstance(value, (list, tuple)) and all(
-            isinstance(item, str) for item in value):
-        items = list(value)
-    else:
-        raise ValueError('must be a string of comma-separated patterns or '
-                         'a list of strings')
-    return tuple(item.strip() for item in items if item.strip())
-
-
-def compile_patterns(patterns):
-    """Compile ``patterns`` (case-insensitive); raise ValueError naming one."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as exc:
-            raise ValueError(
-                f'pattern {pattern!r} is not a regular expression: '
-                f'{exc}') from None
-    return tuple(compiled)
+__all__ = ['compile_patterns', 'EventMatcher', 'split_watch']
 
 
 class EventMatcher:

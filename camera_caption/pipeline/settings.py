@@ -10,7 +10,7 @@ worker never reads a half-updated set nor restates a default.
 
 from dataclasses import dataclass, fields
 
-from camera_caption.parameters import CAPTIONER_PARAMETERS, find
+from camera_caption.contract.parameters import CAPTIONER_PARAMETERS, find
 
 
 def _default(name):
@@ -37,7 +37,7 @@ class CaptionSettings:
         """
         Build from ``{parameter: value}``; missing ones take the default.
 
-        Raises :class:`~camera_caption.parameters.ParameterError` naming
+        Raises :class:`~camera_caption.contract.parameters.ParameterError` naming
         the first bad value.
         """
         kwargs = {}

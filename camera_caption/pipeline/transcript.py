@@ -12,7 +12,9 @@ it is (Japanese included, no escapes).
 import json
 import os
 
-FORMATS = ('jsonl', 'srt', 'vtt')
+from camera_caption.contract.constants import TRANSCRIPT_FORMATS
+
+FORMATS = TRANSCRIPT_FORMATS
 
 
 def _clock(seconds, separator):

@@ -1,511 +1,225 @@
 """
-Train, offline, a small BLIP-2 whose captions are true of the test pattern.
+The demo model: a small BLIP-2 that says what the test pattern shows.
 
-The model has the real architecture (``Blip2ForConditionalGeneration``:
-ViT + Q-Former + OPT decoder) at toy size and a byte-level BPE tokenizer
-trained on its captions.  It learns, in about a minute on one CPU core,
-the scenes of :mod:`camera_caption.frames.scenes`: a red, green, blue or yellow
-circle, square or triangle on a white or black background, anywhere in the
-frame, at any size the camera delivers, and says e.g. ``a red circle on a
-white background``.  It is saved with ``save_pretrained`` (model and
-processor) and loads like any checkpoint::
+The package ships the weights that :mod:`camera_caption.tools.demo_training`
+produced (0.3 M parameters, about 1.3 MB, with the processor and the
+tokenizer, as ``save_pretrained`` wrote them) in ``demo_checkpoint/``, so
+every machine captions with the very same model and nothing trains first::
 
-    python -m camera_caption.tools.demo_model /tmp/demo-blip2
+    python -m camera_caption.tools.demo_model /tmp/demo-blip2    # a copy
     ros2 run camera_caption demo_model /tmp/demo-blip2
+    python -m camera_caption.tools.demo_model --check /tmp/demo-blip2
+    python -m camera_caption.tools.demo_model --train /tmp/mine [--threads 2]
 
-Training is seeded and single-threaded (so the same machine gets the same
-weights every time) and runs in two stages: the ViT with auxiliary
-colour/shape/background heads, then the Q-Former and OPT on the frozen
-ViT's output.  Each stage goes on, for a bounded number of rounds, until
-every canonical scene at every camera size of :data:`CHECK_SIZES` and
-every test-pattern frame is captioned right and at most 2 % of held-out
-random scenes are not; otherwise training fails loudly.
-:func:`cached_demo_model` keeps one trained copy per recipe in a cache
-directory, so that tests train once per machine.
+``--check`` loads a directory through the real ``from_pretrained`` path,
+captions every canonical scene at every camera size of ``CHECK_SIZES`` and
+every test-pattern frame with ``generate()`` and with the fast path, and
+passes only when all are right; it also reports the smallest teacher-forced
+logit margin (how far the right word is ahead of the next best), which
+says how much float rounding it would take to change a caption.
+``--train`` trains a new one from the recipe (minutes on one CPU core).
 """
 
 import argparse
-import contextlib
-import hashlib
 import json
 import os
 import shutil
 import sys
-import tempfile
-import time
 
 from camera_caption.frames import scenes
+from camera_caption.tools.demo_training import (CHECK_SIZES,
+                                                DemoTrainingError, MARKER,
+                                                recipe_hash)
 
-# The training recipe.  recipe_hash() covers it, the scene renderer and
-# the training code, so any change trains a new cached model.
-RECIPE = {
-    'version': 1,
-    'seed': 0,
-    'threads': 1,
-    'image_size': 32,
-    'patch_size': 4,
-    'hidden_size': 64,
-    'intermediate_size': 128,
-    'num_layers': 2,
-    'num_heads': 4,
-    'num_query_tokens': 4,
-    'train_images': 12000,
-    'render_width': (64, 256),
-    'aspects': (4 / 3, 16 / 9, 1.0, 3 / 2, 3 / 4),
-    'pixel_noise': 0.06,
-    'edge_filters': 4.0,
-    'edge_share': 1.0,
-    'aux_weights': (0.5, 1.0, 0.5),
-    'batch': 32,
-    'lr': 2e-3,
-    'round_lr': 0.7,
-    'vision_steps': 600,
-    'language_steps': 400,
-    'max_rounds': 5,
-    'check_images': 240,
-    'check_tolerance': 0.02,
-}
-# Camera sizes (width, height) the canonical scenes are checked at.
-CHECK_SIZES = ((640, 480), (320, 240), (160, 120), (1280, 720), (480, 640))
-MARKER = 'demo_model.json'
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           'demo_checkpoint')
+RETRAIN = ('python -m camera_caption.tools.demo_model --train '
+           'camera_caption/tools/demo_checkpoint')
 
 
-def recipe_hash():
-    """
-    Return a short hash of what decides the trained weights.
-
-    The recipe, the scene renderer, the training code and the torch and
-    transformers versions; not the command line or the cache code.
-    """
-    import inspect
-    import torch
-    import transformers
-    from camera_caption.frames import frame_sources
-    from camera_caption.tools import tiny_blip2
-    digest = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode())
-    with open(scenes.__file__, 'rb') as f:
-        digest.update(f.read())
-    for code in (_resize, _scene_set, _canonical_set, _init_edge_filters,
-                 _Trainer, train_demo_model, frame_sources.TestPatternSource,
-                 tiny_blip2.build_tokenizer, tiny_blip2.build_config):
-        digest.update(inspect.getsource(code).encode())
-    digest.update(f'{torch.__version__} {transformers.__version__}'.encode())
-    return digest.hexdigest()[:16]
+class DemoModelError(RuntimeError):
+    """The demo model is missing, stale or wrong; the message says why."""
 
 
-def _corpus():
-    return [scenes.caption_of(c, s, b) for c in scenes.COLOURS
-            for s in scenes.SHAPES for b in scenes.BACKGROUNDS]
-
-
-def _resize(frame_bgr, size):
-    """BGR frame -> (3, size, size) uint8 RGB, as the fast path resizes."""
-    import torch
-    import torch.nn.functional as F
-    tensor = torch.from_numpy(frame_bgr[..., ::-1].copy()).permute(2, 0, 1)
-    tensor = F.interpolate(tensor[None].float(), size=(size, size),
-                           mode='bicubic', antialias=True,
-                           align_corners=False)[0]
-    return tensor.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def _scene_set(rng, count, size):
-    """Random scenes: uint8 images (N, 3, S, S), captions, labels (N, 3)."""
-    import torch
-    colours, backgrounds = list(scenes.COLOURS), list(scenes.BACKGROUNDS)
-    lo, hi = RECIPE['render_width']
-    images, captions, labels = [], [], []
-    for i in range(count):
-        # Every scene equally often; position, size and frame shape random.
-        colour = colours[i % len(colours)]
-        shape = scenes.SHAPES[(i // len(colours)) % len(scenes.SHAPES)]
-        background = backgrounds[rng.integers(len(backgrounds))]
-        width = int(rng.integers(lo, hi + 1))
-        aspect = RECIPE['aspects'][rng.integers(len(RECIPE['aspects']))]
-        height = max(16, int(round(width / aspect)))
-        frame = scenes.render_scene(colour, shape, background, width, height,
-                                    rng=rng, noise=0)
-        images.append(_resize(frame, size))
-        captions.append(scenes.caption_of(colour, shape, background))
-        labels.append((colours.index(colour), scenes.SHAPES.index(shape),
-                       backgrounds.index(background)))
-    return torch.stack(images), captions, torch.tensor(labels)
-
-
-def _canonical_set(size):
-    """Scenes that must be right: canonical ones, test-pattern frames."""
-    import torch
-    from camera_caption.frames.frame_sources import TestPatternSource
-    images, captions = [], []
-    for width, height in CHECK_SIZES:
-        for scene in scenes.canonical_scenes():
-            frame = scenes.render_scene(*scene, width, height)
-            images.append(_resize(frame, size))
-            captions.append(scenes.caption_of(*scene))
-    # Six frames of every scene along the test pattern's motion.
-    pattern = TestPatternSource(640, 480, fps=2.0)
-    for index in range(len(pattern.scenes) * pattern.frames_per_scene):
-        images.append(_resize(pattern.read(), size))
-        captions.append(pattern.caption(index))
-    return torch.stack(images), captions
-
-
-def _init_edge_filters(model, scale, share):
-    """
-    Start the ViT's patch embedding as oriented edge detectors.
-
-    A ``share`` of the channels see a soft step at its own orientation
-    and one of 4 offsets, the same on all three colour channels; the rest
-    keep their random colour filters.  A ViT this small, trained from
-    random patch filters, takes many minutes to tell a circle from a
-    square; from edge filters, seconds.
-    """
-    import math
-    import torch
-    weight = model.vision_model.embeddings.patch_embedding.weight
-    channels, _, p, _ = weight.shape
-    edges = int(channels * share)
-    ramp = torch.linspace(-1, 1, p)
-    yy, xx = torch.meshgrid(ramp, ramp, indexing='ij')
-    with torch.no_grad():
-        for k in range(edges):
-            angle = 2 * math.pi * k / edges
-            offset = ((k % 4) - 1.5) / 3
-            step = torch.tanh(3 * (math.cos(angle) * xx
-                                   + math.sin(angle) * yy - offset))
-            weight[k] = step * scale / (p * p)
-        # Residual branches start at zero: the encoder starts as a bag of
-        # edge features, which already separates the shapes linearly.
-        for layer in model.vision_model.encoder.layers:
-            layer.self_attn.projection.weight.zero_()
-            layer.mlp.fc2.weight.zero_()
-
-
-class _Trainer:
-    """The model, its tokenised captions and a version-proof forward."""
-
-    def __init__(self, model, tokenizer, image_processor):
-        import torch
-        self.model = model
-        self.tokenizer = tokenizer
-        lm = model.language_model
-        self.decoder = lm.model.decoder if hasattr(lm, 'model') \
-            else lm.decoder
-        self.head = model.get_output_embeddings()
-        if self.head is None:
-            self.head = lm.get_output_embeddings()
-        mean = image_processor.image_mean
-        std = image_processor.image_std
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
-        self.eos = tokenizer.eos_token_id
-
-    def pixels(self, images, noise=0.0, generator=None):
-        """uint8 images -> normalised pixel_values (+ Gaussian noise)."""
-        import torch
-        x = images.float() / 255.0
-        if noise:
-            x = x + noise * torch.rand(len(x), 1, 1, 1, generator=generator
-                                       ) * torch.randn(x.shape,
-                                                       generator=generator)
-            x = x.clamp(0, 1)
-        return (x - self.mean) / self.std
-
-    def ids(self, captions):
-        """Tokenise equal-length captions: BOS, caption, EOS."""
-        import torch
-        rows = [self.tokenizer(c)['input_ids'] + [self.eos]
-                for c in captions]
-        if len({len(r) for r in rows}) != 1:
-            raise ValueError('demo captions must tokenise to equal lengths')
-        return torch.tensor(rows)
-
-    def features(self, pixel_values):
-        """Mean ViT patch feature of each image."""
-        return self.model.vision_model(
-            pixel_values=pixel_values,
-            return_dict=True).last_hidden_state[:, 1:].mean(dim=1)
-
-    def image_embeds(self, pixel_values):
-        """Return the ViT's output (B, patches + 1, hidden)."""
-        return self.model.vision_model(
-            pixel_values=pixel_values, return_dict=True).last_hidden_state
-
-    def logits(self, image, ids):
-        """Return decoder logits over [query tokens, ids], as generate()."""
-        import torch
-        model = self.model
-        mask = torch.ones(image.shape[:-1], dtype=torch.long)
-        query = model.query_tokens.expand(image.shape[0], -1, -1)
-        query = model.qformer(query_embeds=query,
-                              encoder_hidden_states=image,
-                              encoder_attention_mask=mask,
-                              return_dict=True).last_hidden_state
-        embeds = torch.cat([model.language_projection(query),
-                            self.decoder.embed_tokens(ids)], dim=1)
-        hidden = self.decoder(
-            inputs_embeds=embeds,
-            attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
-            return_dict=True).last_hidden_state
-        return self.head(hidden)
-
-    def caption_loss(self, image, ids):
-        """Cross-entropy of every caption token after BOS."""
-        import torch.nn.functional as F
-        queries = self.model.config.num_query_tokens
-        logits = self.logits(image, ids)[:, queries:-1]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                               ids[:, 1:].reshape(-1))
-
-    def greedy(self, pixel_values, length):
-        """Greedy captions (full recompute; short sequences only)."""
-        import torch
-        ids = torch.full((len(pixel_values), 1),
-                         self.tokenizer.bos_token_id, dtype=torch.long)
-        with torch.no_grad():
-            image = self.image_embeds(pixel_values)
-            for _ in range(length):
-                token = self.logits(image, ids)[:, -1].argmax(-1)
-                ids = torch.cat([ids, token[:, None]], dim=1)
-        return [t.strip() for t in self.tokenizer.batch_decode(
-            ids, skip_special_tokens=True)]
-
-
-def train_demo_model(out_dir, log=print):
-    """
-    Train the demo model and save it (model + processor) to ``out_dir``.
-
-    Returns a dict of facts (seconds, steps, accuracy), also written to
-    ``out_dir``/demo_model.json last, so that its presence means the
-    directory is complete.
-    """
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    from transformers import (Blip2ForConditionalGeneration, Blip2Processor,
-                              BlipImageProcessor)
-    from camera_caption.tools.tiny_blip2 import build_config, build_tokenizer
-
-    start = time.monotonic()
-    r = RECIPE
-    threads = torch.get_num_threads()
-    torch.set_num_threads(r['threads'])
-    torch.manual_seed(r['seed'])
-    generator = torch.Generator().manual_seed(r['seed'])
-    rng = np.random.default_rng(r['seed'])
+def facts_of(model_dir):
+    """Return the training facts saved beside a demo model, or None."""
     try:
-        tokenizer = build_tokenizer(corpus=_corpus())
-        config = build_config(
-            len(tokenizer), tokenizer.convert_tokens_to_ids('<image>'),
-            tokenizer.pad_token_id, tokenizer.eos_token_id,
-            num_query_tokens=r['num_query_tokens'],
-            image_size=r['image_size'], patch_size=r['patch_size'],
-            hidden_size=r['hidden_size'],
-            intermediate_size=r['intermediate_size'],
-            num_layers=r['num_layers'], num_heads=r['num_heads'],
-            dropout=0.0)
-        model = Blip2ForConditionalGeneration(config)
-        _init_edge_filters(model, r['edge_filters'], r['edge_share'])
-        image_processor = BlipImageProcessor(
-            size={'height': r['image_size'], 'width': r['image_size']})
-        trainer = _Trainer(model, tokenizer, image_processor)
-        # Auxiliary heads (not saved): colour, shape and background from
-        # the mean image feature, so that the ViT learns them fast.
-        counts = (len(scenes.COLOURS), len(scenes.SHAPES),
-                  len(scenes.BACKGROUNDS))
-        aux = torch.nn.Linear(r['hidden_size'], sum(counts))
-
-        images, captions, labels = _scene_set(rng, r['train_images'],
-                                              r['image_size'])
-        ids = trainer.ids(captions)
-        must_images, must_captions = _canonical_set(r['image_size'])
-        check_images, check_captions, _ = _scene_set(
-            rng, r['check_images'], r['image_size'])
-        log(f'rendered {len(images)} training scenes in '
-            f'{time.monotonic() - start:.1f} s')
-
-        def aux_loss(features, batch):
-            logits = aux(features).split(counts, dim=-1)
-            return sum(F.cross_entropy(part, labels[batch, i]) * weight
-                       for i, (part, weight) in enumerate(
-                           zip(logits, r['aux_weights'])))
-
-        def verdict(said, wanted):
-            return [(w, s) for w, s in zip(wanted, said) if w != s]
-
-        def check(describe):
-            must = verdict(describe(must_images), must_captions)
-            other = verdict(describe(check_images), check_captions)
-            return must, other, (not must and len(other) <= r[
-                'check_tolerance'] * len(check_captions))
-
-        def aux_captions(batch_images):
-            with torch.no_grad():
-                parts = aux(trainer.features(trainer.pixels(
-                    batch_images))).split(counts, dim=-1)
-            names = (list(scenes.COLOURS), scenes.SHAPES,
-                     list(scenes.BACKGROUNDS))
-            picks = [part.argmax(-1).tolist() for part in parts]
-            return [scenes.caption_of(*(n[i] for n, i in zip(names, p)))
-                    for p in zip(*picks)]
-
-        # Stage 1: the ViT (and the auxiliary heads) learn what is in the
-        # frame, until they tell every check scene right.
-        model.train()
-        optimizer = torch.optim.AdamW(
-            list(model.vision_model.parameters()) + list(aux.parameters()),
-            lr=r['lr'], weight_decay=0.01)
-        steps = 0
-        for rounds in range(1, r['max_rounds'] + 1):
-            for group in optimizer.param_groups:
-                group['lr'] = r['lr'] * r['round_lr'] ** (rounds - 1)
-            for _ in range(r['vision_steps']):
-                batch = torch.randint(len(images), (r['batch'],),
-                                      generator=generator)
-                loss = aux_loss(trainer.features(trainer.pixels(
-                    images[batch], r['pixel_noise'], generator)), batch)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                steps += 1
-            model.eval()
-            must, other, ok = check(aux_captions)
-            model.train()
-            log(f'vision round {rounds}: loss {loss.item():.4f}, '
-                f'{len(must)} + {len(other)} check scenes wrong '
-                f'({time.monotonic() - start:.0f} s)')
-            if ok:
-                break
-        if not ok:
-            raise RuntimeError(f'demo model: the vision stage did not '
-                               f'converge: {(must + other)[:3]}')
-
-        # Stage 2: the ViT frozen, its output computed once; Q-Former,
-        # projection and OPT learn to say it.
-        model.vision_model.requires_grad_(False)
-        model.vision_model.eval()
-        with torch.no_grad():
-            embeds = torch.cat([trainer.image_embeds(trainer.pixels(
-                chunk, r['pixel_noise'], generator))
-                for chunk in images.split(500)])
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=r['lr'], weight_decay=0.01)
-        for rounds in range(1, r['max_rounds'] + 1):
-            for group in optimizer.param_groups:
-                group['lr'] = r['lr'] * r['round_lr'] ** (rounds - 1)
-            for _ in range(r['language_steps']):
-                batch = torch.randint(len(images), (r['batch'],),
-                                      generator=generator)
-                loss = trainer.caption_loss(embeds[batch], ids[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                steps += 1
-            model.eval()
-            must, other, ok = check(lambda x: trainer.greedy(
-                trainer.pixels(x), ids.shape[1] - 1))
-            model.train()
-            log(f'language round {rounds}: loss {loss.item():.4f}, '
-                f'{len(must)} + {len(other)} check scenes wrong '
-                f'({time.monotonic() - start:.0f} s)')
-            if ok:
-                break
-        if not ok:
-            raise RuntimeError(f'demo model: the language stage did not '
-                               f'converge: {(must + other)[:3]}')
-        model.requires_grad_(True)
-        model.eval()
-        accuracy = 1 - len(other) / len(check_captions)
-        facts = {'recipe_hash': recipe_hash(), 'steps': steps,
-                 'canonical_scenes': len(must_captions),
-                 'canonical_accuracy': 1.0,
-                 'random_scenes': len(check_captions),
-                 'random_accuracy': round(accuracy, 4),
-                 'train_seconds': round(time.monotonic() - start, 1),
-                 'torch_threads': r['threads']}
-        os.makedirs(out_dir, exist_ok=True)
-        model.save_pretrained(out_dir)
-        Blip2Processor(image_processor=image_processor, tokenizer=tokenizer,
-                       num_query_tokens=config.num_query_tokens
-                       ).save_pretrained(out_dir)
-        with open(os.path.join(out_dir, MARKER), 'w') as f:
-            json.dump(facts, f, indent=1)
-        return facts
-    finally:
-        torch.set_num_threads(threads)
+        with open(os.path.join(model_dir, MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def is_complete(model_dir):
     """Whether ``model_dir`` holds a finished demo model of this recipe."""
-    try:
-        with open(os.path.join(model_dir, MARKER)) as f:
-            return json.load(f).get('recipe_hash') == recipe_hash()
-    except (OSError, ValueError):
-        return False
+    facts = facts_of(model_dir)
+    return bool(facts) and facts.get('recipe_hash') == recipe_hash()
 
 
-def cache_root():
-    """``$XDG_CACHE_HOME/camera_caption`` (default ``~/.cache/...``)."""
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-        os.path.expanduser('~'), '.cache')
-    return os.path.join(base, 'camera_caption')
+def shipped_model():
+    """Return the directory of the shipped demo model, or raise why not."""
+    facts = facts_of(SHIPPED_DIR)
+    if facts is None:
+        raise DemoModelError(f'the demo model is not installed ({SHIPPED_DIR}'
+                             f' has no {MARKER})')
+    if facts.get('recipe_hash') != recipe_hash():
+        raise DemoModelError(
+            'the shipped demo model was trained from recipe '
+            f"{facts.get('recipe_hash')}, the code is now recipe "
+            f'{recipe_hash()}: retrain it with {RETRAIN}')
+    return SHIPPED_DIR
 
 
-@contextlib.contextmanager
-def _file_lock(path):
-    import fcntl
-    with open(path, 'w') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _check_frames():
+    """RGB frames that must be captioned right, and their captions."""
+    import numpy as np
+    from camera_caption.frames.frame_sources import TestPatternSource
+    frames, truth = [], []
+    for width, height in CHECK_SIZES:
+        for scene in scenes.canonical_scenes():
+            frame = scenes.render_scene(*scene, width, height)
+            frames.append(np.ascontiguousarray(frame[..., ::-1]))
+            truth.append(scenes.caption_of(*scene))
+    pattern = TestPatternSource(640, 480, fps=2.0)
+    for index in range(len(pattern.scenes) * pattern.frames_per_scene):
+        frames.append(np.ascontiguousarray(pattern.read()[..., ::-1]))
+        truth.append(pattern.caption(index))
+    return frames, truth
 
 
-def cached_demo_model(root=None, log=print):
+def check_captions(model_dir, batch=8, threads=1):
     """
-    Return the directory of a trained demo model, training it if needed.
+    Caption the check frames with generate() and the fast path.
 
-    One copy per recipe hash under ``root`` (default :func:`cache_root`);
-    a lock file makes concurrent callers (parallel test runs) train once,
-    and the model is trained in a temporary directory renamed into place,
-    so a crash never leaves a half-written model that looks complete.
+    Returns ``{engine: [(wanted, said), ...]}`` of the wrong captions.
     """
-    root = root or cache_root()
-    os.makedirs(root, exist_ok=True)
-    target = os.path.join(root, f'demo-blip2-{recipe_hash()}')
-    if is_complete(target):
-        return target
-    with _file_lock(target + '.lock'):
-        if is_complete(target):
-            return target
-        work = tempfile.mkdtemp(prefix='.demo-blip2-', dir=root)
-        try:
-            facts = train_demo_model(work, log=log)
-            shutil.rmtree(target, ignore_errors=True)
-            os.rename(work, target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        log(f'demo model trained in {facts["train_seconds"]} s: {target}')
-    return target
+    from camera_caption.engine.caption_engine import CaptionEngine
+    frames, truth = _check_frames()
+    wrong = {}
+    for name in ('generate', 'fast'):
+        engine = CaptionEngine.load(model_dir, device='cpu', dtype='float32',
+                                    max_new_tokens=12, cpu_threads=threads)
+        if name == 'fast':
+            why = engine.enable_fast_path(max_batch=batch)
+            if why:
+                raise DemoModelError(f'the fast path refused the demo model: '
+                                     f'{why}')
+        said = []
+        for start in range(0, len(frames), batch):
+            said += engine.caption(frames[start:start + batch])
+        wrong[name] = [(w, s) for w, s in zip(truth, said) if w != s]
+    return wrong
+
+
+def logit_margin(model_dir):
+    """
+    Return the smallest teacher-forced logit margin on the check scenes.
+
+    For every canonical scene at every check size and every test-pattern
+    frame, and every word of its caption: the right token's logit minus
+    the best other one.  Positive means every caption is right.
+    """
+    import torch
+    from transformers import (AutoProcessor, Blip2ForConditionalGeneration)
+    from camera_caption.tools.demo_training import (_canonical_set,
+                                                    _Trainer, RECIPE)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = Blip2ForConditionalGeneration.from_pretrained(model_dir).eval()
+    trainer = _Trainer(model, processor.tokenizer, processor.image_processor)
+    images, captions = _canonical_set(RECIPE['image_size'])
+    ids = trainer.ids(captions)
+    queries = model.config.num_query_tokens
+    with torch.no_grad():
+        logits = trainer.logits(trainer.image_embeds(trainer.pixels(images)),
+                                ids)[:, queries:-1]
+    target = ids[:, 1:]
+    right = logits.gather(-1, target[..., None])[..., 0]
+    others = logits.scatter(-1, target[..., None], float('-inf'))
+    return float((right - others.max(-1).values).min())
+
+
+def _copy(out_dir):
+    source = shipped_model()
+    if is_complete(out_dir):
+        return f'{out_dir} already holds this demo model'
+    os.makedirs(out_dir, exist_ok=True)
+    for name in sorted(os.listdir(source)):
+        if name != MARKER:
+            shutil.copy2(os.path.join(source, name), out_dir)
+    shutil.copy2(os.path.join(source, MARKER), out_dir)   # last: complete
+    return (f'demo model (recipe {recipe_hash()}) copied to {out_dir}: use '
+            f'it as model:={out_dir}')
+
+
+def _check(model_dir, threads):
+    if not os.path.isfile(os.path.join(model_dir, 'config.json')):
+        raise DemoModelError(f"'{model_dir}' holds no model (config.json)")
+    import torch
+    torch.set_num_threads(threads)
+    margin = logit_margin(model_dir)
+    wrong = check_captions(model_dir, threads=threads)
+    count = len(_check_frames()[1])
+    where = (f'{torch.backends.cpu.get_cpu_capability()} kernels, '
+             f'{torch.get_num_threads()} threads')
+    bad = {name: w for name, w in wrong.items() if w}
+    if bad:
+        name, items = next(iter(bad.items()))
+        raise DemoModelError(
+            f'{model_dir}: {len(items)} of {count} check frames captioned '
+            f"wrong by {name} ({where}), e.g. '{items[0][0]}' as "
+            f"'{items[0][1]}'; smallest logit margin {margin:.2f}")
+    return (f'{model_dir}: all {count} check frames right with generate() '
+            f'and the fast path ({where}); smallest logit margin '
+            f'{margin:.2f}')
+
+
+def _train(out_dir, threads):
+    from camera_caption.tools.demo_training import train_demo_model
+    facts = train_demo_model(out_dir, threads=threads)
+    # How far from a tie, written beside the weights (the marker last).
+    facts['min_logit_margin'] = round(logit_margin(out_dir), 3)
+    with open(os.path.join(out_dir, MARKER), 'w') as f:
+        json.dump(facts, f, indent=1)
+    return (f"trained in {facts['train_seconds']} s ({facts['steps']} "
+            f"steps, {facts['torch_threads']} threads, "
+            f"{facts['cpu_capability']} kernels): "
+            f"{facts['canonical_scenes']} canonical and test-pattern frames "
+            f"all right, {facts['random_accuracy']:.1%} of "
+            f"{facts['random_scenes']} random scenes, smallest logit margin "
+            f"{facts['min_logit_margin']:.2f}; saved to {out_dir}")
 
 
 def main(argv=None):
-    """Command line entry: train the demo model into a directory."""
+    """Command line entry: copy, check or train the demo model."""
     parser = argparse.ArgumentParser(
         prog='python -m camera_caption.tools.demo_model',
-        description=__doc__.strip().splitlines()[0])
-    parser.add_argument('out_dir', help='directory to save the model in')
+        description='Write the shipped demo model (a BLIP-2 that knows the '
+                    'test pattern) to a directory, check one, or train one.')
+    parser.add_argument('out_dir', help='directory to write (or check)')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--train', action='store_true',
+                      help='train a new one from the recipe instead of '
+                           'copying the shipped one (minutes)')
+    mode.add_argument('--check', action='store_true',
+                      help='check that a model captions every check frame '
+                           'right')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch threads for --train and --check '
+                             '(default: 1)')
     args = parser.parse_args(argv)
-    if is_complete(args.out_dir):
-        print(f'{args.out_dir} already holds this demo model')
-        return 0
-    facts = train_demo_model(args.out_dir)
-    print(f"trained in {facts['train_seconds']} s ({facts['steps']} steps, "
-          f"1 thread): {facts['canonical_scenes']} canonical and "
-          'test-pattern frames all right, '
-          f"{facts['random_accuracy']:.1%} of {facts['random_scenes']} "
-          f'random scenes; saved to {args.out_dir}')
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()     # one line of output
+    transformers_logging.set_verbosity_error()
+    try:
+        if args.train:
+            print(_train(args.out_dir, args.threads or None))
+        elif args.check:
+            print(_check(args.out_dir, args.threads or 1))
+        else:
+            print(_copy(args.out_dir))
+    except (DemoModelError, DemoTrainingError, OSError) as exc:
+        print(f'demo_model: {exc}', file=sys.stderr)
+        return 1
     print('it knows: a {%s} {%s} on a {%s} background' % (
         '|'.join(scenes.COLOURS), '|'.join(scenes.SHAPES),
         '|'.join(scenes.BACKGROUNDS)))

@@ -8,7 +8,7 @@ graph (``use_camera``, ``image_topic``, ``namespace``, ``params_file``).
 
 from dataclasses import dataclass
 
-from camera_caption.parameters import find, NODE_PARAMETERS, ParameterError
+from camera_caption.contract.parameters import find, NODE_PARAMETERS, ParameterError
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,17 @@ that names the parameter.
 
 from dataclasses import dataclass
 
-from camera_caption.engine.backend import BACKENDS
-from camera_caption.engine.caption_engine import DEFAULT_MODEL, DTYPES
-from camera_caption.pipeline.caption_events import (compile_patterns,
+from camera_caption.contract.constants import (BACKENDS, CAMERA_ENCODINGS,
+                                               DEFAULT_MODEL, DTYPES,
+                                               RELIABILITY_CHOICES,
+                                               TRANSCRIPT_FORMATS)
+from camera_caption.contract.errors import ParameterError
+from camera_caption.contract.watch_patterns import (compile_patterns,
                                                     split_watch)
-from camera_caption.pipeline.transcript import FORMATS as TRANSCRIPT_FORMATS
 
-# What the camera publishes (the captioner reads many more, see frames).
-CAMERA_ENCODINGS = ('rgb8', 'bgr8')
-RELIABILITY_CHOICES = ('best_effort', 'reliable')
 BACKEND_CHOICES = tuple(BACKENDS)
 # The captioner may also follow the publishers (pipeline.qos_choice).
 SUBSCRIPTION_RELIABILITY_CHOICES = RELIABILITY_CHOICES + ('auto',)
-
-
-class ParameterError(ValueError):
-    """A parameter value that is refused; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -252,9 +247,9 @@ CAPTIONER_PARAMETERS = (
     PositiveParam('clip_seconds', 2.0, 'Time window a clip spans, ending '
                   'at the newest frame (clip_frames > 1).', maximum=600.0,
                   live=True),
-    Param('system_prompt', '', 'Chat vision-language models: system '
-          'message put before the image(s) and prompt; empty = none.',
-          live=True),
+    Param('system_prompt', '', 'System message put before the image(s) and '
+          'prompt, for chat vision-language models and backend openai '
+          '(BLIP-2 has none and ignores it); empty = none.', live=True),
     Param('trust_remote_code', False, 'Let from_pretrained run the model '
           "repository's own Python code (needed by some checkpoints); only "
           'for repositories you trust.'),
