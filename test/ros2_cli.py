@@ -83,7 +83,7 @@ def _script(command):
 
 
 def env():
-    """The environment of a ros2 command: ours, on our domain."""
+    """Return the environment of a ros2 command: ours, on our domain."""
     environ = dict(os.environ, PYTHONUNBUFFERED='1')
     environ.pop('PYTHONDONTWRITEBYTECODE', None)
     return environ

@@ -32,7 +32,7 @@ NOT_YET = 'does not appear to be published yet'
 
 
 def plain(line):
-    """A log line without its colour codes (launch's emulate_tty)."""
+    """Return a log line without its colour codes (launch's emulate_tty)."""
     return re.sub(r'\x1b\[[0-9;]*m', '', line).rstrip()
 
 
@@ -50,7 +50,7 @@ def readme_commands():
 
 
 def kind(command):
-    """The check a README command gets."""
+    """Return the check a README command gets."""
     words = command.split()
     if words[1] == 'param':
         return 'param ' + words[2]
@@ -143,7 +143,7 @@ def echo_until(command, predicate, timeout=60, before=None):
 
 
 def value_shown(text):
-    """What ``ros2 param get`` prints for a value ``ros2 param set`` got."""
+    """Return what ``ros2 param get`` prints for a ``param set`` value."""
     value = yaml.safe_load(text)
     return str(value)
 
@@ -258,7 +258,7 @@ def test_show_args_lists_every_launch_argument():
 
 @pytest.fixture
 def silent_hub():
-    """A hub that accepts connections and never answers."""
+    """Give a hub that accepts connections and never answers."""
     server = socket.socket()
     server.bind(('127.0.0.1', 0))
     server.listen(8)
