@@ -124,10 +124,15 @@ def echo_until(command, predicate, timeout=60, before=None):
     for _ in range(10):
         echo = Running(command)
         try:
-            if before:
-                before()
-            line = echo.wait_for(lambda x: predicate(x) or NOT_YET in x,
-                                 timeout)
+            line = None
+            for _ in range(6 if before else 1):
+                if before:          # again: the echo may not listen yet
+                    before()
+                line = echo.wait_for(
+                    lambda x: predicate(x) or NOT_YET in x,
+                    timeout / 6 if before else timeout)
+                if line:
+                    break
             assert line, (command, echo.output)
             if NOT_YET in line:
                 echo.proc.wait(30)
