@@ -18,6 +18,14 @@ def read(*parts):
         return f.read()
 
 
+def user_docs():
+    """Return the README and every page under docs/, as one text."""
+    pages = ['README.md'] + sorted(
+        os.path.join('docs', name) for name in os.listdir(
+            os.path.join(ROOT, 'docs')) if name.endswith('.md'))
+    return '\n'.join(read(page) for page in pages)
+
+
 def readme_table(heading):
     """Return {first cell: row cells} of the table under ``heading``."""
     text = read('README.md')
@@ -88,7 +96,7 @@ def test_readme_test_command_is_what_ci_runs():
 def readme_commands(prefix):
     """Return the README's shell lines starting with ``prefix``, split."""
     import shlex
-    lines = [line for line in read('README.md').splitlines()
+    lines = [line for line in user_docs().splitlines()
              if line.startswith(prefix)]
     return [shlex.split(line, comments=True) for line in lines]
 
@@ -116,7 +124,7 @@ def test_readme_param_set_lines_parse_as_the_ros2_cli_parses_them():
 
 def test_readme_launch_and_run_sh_lines_use_only_real_arguments():
     import shlex
-    text = read('README.md').replace('\\\n', ' ')
+    text = user_docs().replace('\\\n', ' ')
     names = {a.name for a in LAUNCH_ARGUMENTS}
     launches = [shlex.split(line, comments=True) for line in text.splitlines()
                 if 'ros2 launch camera_caption caption.launch.py' in line]
@@ -130,6 +138,23 @@ def test_readme_launch_and_run_sh_lines_use_only_real_arguments():
     for words in scripts:
         options = [w[2:] for w in words[2:] if w.startswith('--')]
         assert options and set(options) <= names | {'help'}, words
+
+
+def test_readme_is_short_with_contents_and_every_docs_page_linked():
+    readme = read('README.md')
+    assert len(readme.splitlines()) <= 300
+    assert '**Contents:**' in readme
+    for name in os.listdir(os.path.join(ROOT, 'docs')):
+        if name.endswith('.md'):
+            assert f'](docs/{name})' in readme, name
+
+
+def test_links_between_pages_lead_to_files_that_exist():
+    for page in ['README.md'] + ['docs/' + n for n in os.listdir(
+            os.path.join(ROOT, 'docs')) if n.endswith('.md')]:
+        base = os.path.dirname(os.path.join(ROOT, page))
+        for target in re.findall(r'\]\(([^)#:]+)(?:#[^)]*)?\)', read(page)):
+            assert os.path.exists(os.path.join(base, target)), (page, target)
 
 
 def test_readme_topic_pub_question_parses_as_ros2_topic_pub_parses_it():

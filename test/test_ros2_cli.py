@@ -37,9 +37,14 @@ def plain(line):
 
 
 def readme_commands():
-    """Every ros2 param/service/topic/lifecycle line of the README."""
-    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        text = f.read()
+    """Every ros2 param/service/topic/lifecycle line of README and docs/."""
+    pages = ['README.md'] + sorted(
+        os.path.join('docs', name) for name in os.listdir(
+            os.path.join(ROOT, 'docs')) if name.endswith('.md'))
+    text = ''
+    for page in pages:
+        with open(os.path.join(ROOT, page), encoding='utf-8') as f:
+            text += f.read() + '\n'
     commands = []
     for block in re.findall(r'```bash\n(.*?)```', text, re.S):
         for line in block.splitlines():
@@ -107,7 +112,8 @@ def restore():
     for name, value in (('prompt', "''"), ('rate_hz', '2.0'),
                         ('scene_change_threshold', '0.0'),
                         ('dedupe', 'false'), ('clip_frames', '1'),
-                        ('system_prompt', "''"), ('watch', "''")):
+                        ('system_prompt', "''"), ('watch', "''"),
+                        ('event_holdoff_s', '30.0')):
         ok(f'ros2 param set /captioner {name} {value}', 'successful')
     ok('ros2 service call /captioner/enable std_srvs/srv/SetBool '
        '"{data: true}"', 'success=True')
@@ -196,14 +202,20 @@ def test_readme_echo_and_pub_lines(launched):
         for pub in pubs:
             ok(pub, 'publishing')
 
+    def watch():
+        # An event is published once, on a caption that newly matches: make
+        # a new match each time, while this echo listens.
+        ok("ros2 param set /captioner watch ''", 'successful')
+        ok('ros2 param set /captioner watch circle', 'successful')
+
     for command in commands:
         if kind(command) != 'topic echo':
             continue
         topic = command.split()[3]
         assert topic in checks, f'README echoes {topic}: add its check'
-        before = ask if topic == '/answer' else None
+        before = {'/answer': ask, '/caption_event': watch}.get(topic)
         if topic == '/caption_event':
-            ok('ros2 param set /captioner watch circle', 'successful')
+            ok('ros2 param set /captioner event_holdoff_s 0.0', 'successful')
         echo_until(command, checks[topic], before=before)
         seen.add(topic)
     assert {'/caption', '/answer', '/diagnostics', '/caption_event'} <= seen
