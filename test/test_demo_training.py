@@ -10,8 +10,8 @@ import json
 import os
 import re
 
-import pytest
 from camera_caption.tools.demo_model import MARKER, SHIPPED_DIR
+import pytest
 from subprocess_helpers import cpu_paths, run_python
 
 pytestmark = pytest.mark.slow
