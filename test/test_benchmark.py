@@ -73,7 +73,7 @@ def test_random_weights_keep_fp32_parts_as_from_pretrained_does(
 
 
 def benchmark_dtype(dtype):
-    from camera_caption.engine.caption_engine import dtype_kwarg
+    from camera_caption.engine.model_loading import dtype_kwarg
     return dtype_kwarg(dtype)
 
 

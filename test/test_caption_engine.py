@@ -3,11 +3,12 @@
 import os
 import shutil
 
-from camera_caption.engine.caption_engine import (CaptionEngine, dtype_kwarg,
-                                                  ModelLoadError,
-                                                  resolve_device,
-                                                  resolve_dtype,
-                                                  strip_prompt_text)
+from camera_caption.contract.errors import ModelLoadError
+from camera_caption.engine.caption_model import strip_prompt_text
+from camera_caption.engine.model_loading import (dtype_kwarg,
+                                                 load_caption_model,
+                                                 resolve_device,
+                                                 resolve_dtype)
 import numpy as np
 import pytest
 import torch
@@ -81,7 +82,7 @@ def test_strip_prompt_text():
 
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match='does not exist'):
-        CaptionEngine.load(str(tmp_path / 'nope'), device='cpu')
+        load_caption_model(str(tmp_path / 'nope'), device='cpu')
 
 
 def test_directory_without_weights_says_what_it_needs(tiny_model_dir,
@@ -90,7 +91,7 @@ def test_directory_without_weights_says_what_it_needs(tiny_model_dir,
     shutil.copytree(tiny_model_dir, target)
     os.remove(target / 'model.safetensors')
     with pytest.raises(ModelLoadError) as info:
-        CaptionEngine.load(str(target), device='cpu')
+        load_caption_model(str(target), device='cpu')
     assert 'model.safetensors' in str(info.value)
     assert str(target) in str(info.value)
 
@@ -101,12 +102,12 @@ def test_corrupt_weights_are_a_clear_error(tiny_model_dir, tmp_path):
     with open(target / 'model.safetensors', 'r+b') as f:
         f.write(b'garbage!' * 8)
     with pytest.raises(ModelLoadError, match='could not be loaded'):
-        CaptionEngine.load(str(target), device='cpu')
+        load_caption_model(str(target), device='cpu')
 
 
 def test_unreachable_hub_id_explains_offline_use():
     with pytest.raises(ModelLoadError) as info:
-        CaptionEngine.load('Salesforce/blip2-opt-2.7b-not-cached',
+        load_caption_model('Salesforce/blip2-opt-2.7b-not-cached',
                            device='cpu')
     assert 'HF_HUB_OFFLINE' in str(info.value)
     assert 'local directory' in str(info.value)

@@ -13,10 +13,10 @@ import json
 import logging
 import os
 
-from camera_caption.engine.caption_engine import CaptionEngine, ModelLoadError
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.chat_vlm import chat_inputs
 from camera_caption.engine.local_backend import LocalBackend
-from camera_caption.pipeline.settings import CaptionSettings
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.tools.tiny_chat_vlm import build_tiny_chat_vlm
 import numpy as np
 import pytest
@@ -67,35 +67,34 @@ def reference(engine, images, prompt, system):
 
 
 def test_chat_model_loads_through_the_auto_classes(chat_backend):
-    engine = chat_backend.engine
-    assert engine.chat and not engine.chat_video
-    assert type(engine.model).__name__ == 'LlavaForConditionalGeneration'
-    assert engine.fast is None
+    model = chat_backend.model
+    assert model.family == 'chat' and not model.video
+    assert type(model.model).__name__ == 'LlavaForConditionalGeneration'
+    assert chat_backend.stats()['engine'].startswith('generate (')
     assert 'llava' in chat_backend.problem()   # generate(), said once
 
 
 def test_image_and_clip_captions_equal_the_chat_template_reference(
         chat_backend):
-    engine = chat_backend.engine
+    engine = chat_backend.model
     still, clip = frames(1, seed=1)[0], frames(3, seed=2)
-    captions = chat_backend.caption([still], PROMPT, MAX_NEW) + \
-        chat_backend.caption([clip], PROMPT, MAX_NEW)
+    captions = chat_backend.caption([still], PROMPT, MAX_NEW, SYSTEM) + \
+        chat_backend.caption([clip], PROMPT, MAX_NEW, SYSTEM)
     expected = [reference(engine, [still], PROMPT, SYSTEM),
                 reference(engine, clip, PROMPT, SYSTEM)]
     assert captions == expected
     assert all(expected), expected
 
 
-def test_the_japanese_prompt_and_live_system_prompt_reach_the_model(
+def test_the_japanese_prompt_and_the_system_prompt_reach_the_model(
         chat_backend):
-    engine = chat_backend.engine
-    chat_backend.update_settings(CaptionSettings(system_prompt='短く'))
-    try:
-        assert engine.system_prompt == '短く'
-        inputs = chat_inputs(engine.processor, [frames(2, seed=3)], PROMPT,
-                             engine.system_prompt, engine.chat_video)
-    finally:
-        chat_backend.update_settings(CaptionSettings(system_prompt=SYSTEM))
+    engine = chat_backend.model
+    clip = frames(2, seed=3)
+    # The system prompt is an argument of each call, as the prompt is.
+    assert chat_backend.caption([clip], PROMPT, MAX_NEW, '短く') == [
+        reference(engine, clip, PROMPT, '短く')]
+    inputs = chat_inputs(engine.processor, [clip], PROMPT, '短く',
+                         engine.video)
     text = engine.processor.tokenizer.decode(inputs['input_ids'][0])
     assert '<|im_start|>system\n短く<|im_end|>' in text
     assert f'<image><image>{PROMPT}<|im_end|>' in text.replace(
@@ -107,7 +106,7 @@ def test_a_model_without_chat_template_fails_at_start(tmp_path):
     path = build_tiny_chat_vlm(str(tmp_path / 'no_template'),
                                chat_template=False)
     with pytest.raises(ModelLoadError) as error:
-        CaptionEngine.load(path, device='cpu', dtype='float32')
+        load_caption_model(path, device='cpu', dtype='float32')
     message = str(error.value)
     assert '\n' not in message
     assert 'no chat template' in message and 'llava' in message
@@ -123,7 +122,7 @@ def test_a_text_only_model_fails_at_start(tmp_path):
         word_embed_proj_dim=16)).save_pretrained(str(tmp_path))
     tokenizer.save_pretrained(str(tmp_path))
     with pytest.raises(ModelLoadError) as error:
-        CaptionEngine.load(str(tmp_path), device='cpu', dtype='float32')
+        load_caption_model(str(tmp_path), device='cpu', dtype='float32')
     assert 'takes no image input' in str(error.value)
     assert "'opt'" in str(error.value)
 
@@ -141,7 +140,7 @@ def test_a_heron_checkpoint_fails_at_start_with_what_it_needs(
                        'architectures': ['VideoBlipForConditionalGeneration'
                                          ]}, f)
     with pytest.raises(ModelLoadError) as error:
-        CaptionEngine.load(model, device='cpu', dtype='float32',
+        load_caption_model(model, device='cpu', dtype='float32',
                            trust_remote_code=True)
     message = str(error.value)
     assert '\n' not in message

@@ -13,7 +13,8 @@ import json
 import os
 import threading
 
-from camera_caption.engine.caption_engine import CaptionEngine
+from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.frames.latest_frame import Frame
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.clip_ring import ClipRing
@@ -97,7 +98,7 @@ def texts(processor, rows):
 
 @pytest.fixture(scope='module')
 def videoblip(videoblip_dir):
-    return CaptionEngine.load(videoblip_dir, device='cpu', dtype='float32',
+    return load_caption_model(videoblip_dir, device='cpu', dtype='float32',
                               max_new_tokens=MAX_NEW)
 
 
@@ -115,16 +116,14 @@ def test_clip_captions_equal_the_reference_on_generate_and_fast(videoblip):
                          [reference(engine.model, engine.processor, clip,
                                     prompt) for clip in batch])
         seen.update(expected)
-        engine.fast = None
         on_generate = engine.caption(batch, prompt, MAX_NEW)
-        assert engine.enable_fast_path(max_batch=2, warm_up=False) == ''
-        try:
-            on_fast = engine.caption(batch, prompt, MAX_NEW)
-            prepared = engine.caption(
-                [[engine.prepare(f) for f in clip] for clip in batch],
-                prompt, MAX_NEW)
-        finally:
-            engine.fast = engine.preprocess = None
+        fast = FastBlip2Captioner.upgrade(engine, max_batch=2,
+                                          warm_up=False)
+        on_fast = fast.caption(batch, prompt, MAX_NEW)
+        prepared = fast.caption(
+            [[fast.prepare(f) for f in clip] for clip in batch],
+            prompt, MAX_NEW)
+        del fast
         assert on_generate == expected, prompt
         assert on_fast == expected, prompt
         assert prepared == expected, prompt
@@ -210,7 +209,7 @@ def test_worker_captions_clips_of_prepared_frames_with_their_stamps():
                                rate_hz=100.0)
     calls, results, done = [], [], threading.Event()
 
-    def caption_fn(inputs, prompt, max_new_tokens):
+    def caption_fn(inputs, prompt, max_new_tokens, system_prompt=''):
         calls.append(inputs)
         return ['a clip'] * len(inputs)
 

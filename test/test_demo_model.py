@@ -1,6 +1,7 @@
 """The demo model says what the frame shows, loaded like any checkpoint."""
 
-from camera_caption.engine.caption_engine import CaptionEngine
+from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.frames.frame_sources import (open_source,
                                                  TestPatternSource)
 from camera_caption.frames.scenes import (BACKGROUNDS, canonical_scenes,
@@ -87,11 +88,11 @@ def test_test_pattern_cycles_scenes_by_frame_count_and_moves():
 
 @pytest.fixture(scope='module')
 def engines(demo_model_dir):
-    generate = CaptionEngine.load(demo_model_dir, device='cpu',
+    generate = load_caption_model(demo_model_dir, device='cpu',
                                   dtype='float32', max_new_tokens=12)
-    fast = CaptionEngine.load(demo_model_dir, device='cpu', dtype='float32',
-                              max_new_tokens=12)
-    assert fast.enable_fast_path(max_batch=8) == ''
+    fast = FastBlip2Captioner.upgrade(load_caption_model(
+        demo_model_dir, device='cpu', dtype='float32', max_new_tokens=12),
+        max_batch=8)
     return {'generate': generate, 'fast': fast}
 
 

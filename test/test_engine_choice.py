@@ -4,7 +4,7 @@ import json
 import os
 import shutil
 
-from camera_caption.engine.caption_engine import ModelLoadError
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.nodes.captioner_node import CaptionerNode
 from camera_caption.nodes.node_runner import START_ERRORS
 from camera_caption.nodes.ros_diagnostics import OK, WARN
@@ -41,7 +41,6 @@ def captioner(context, model, **extra):
 def test_auto_fallback_shows_in_diagnostics(ros_context, beam_model_dir):
     node = captioner(ros_context, beam_model_dir)
     try:
-        assert node.backend.engine.fast is None
         assert node.backend.fallback == REASON
         level, message, values = node._diagnostics()
         assert (level, message) == (WARN, 'fast path unavailable: ' + REASON)

@@ -6,9 +6,10 @@ dtype, as a user's checkpoint does: since transformers 4.51 a float16
 BLIP-2 keeps query_tokens and the Q-Former in float32.
 """
 
-from camera_caption.engine.caption_engine import (CaptionEngine,
-                                                  strip_prompt_tokens)
+from camera_caption.engine.caption_model import strip_prompt_tokens
 from camera_caption.engine.fast_blip2 import cut_at_eos
+from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import numpy as np
 import pytest
@@ -42,29 +43,29 @@ def version():
 
 @pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
 def test_fast_path_enabled_and_agrees_with_generate(model_dir, dtype):
-    engine = CaptionEngine.load(model_dir, device='cpu', dtype=dtype,
+    engine = load_caption_model(model_dir, device='cpu', dtype=dtype,
                                 max_new_tokens=12)
     torch_dtype = getattr(torch, dtype)
     if torch_dtype == torch.float16 and version() >= (4, 51):
         assert engine.model.query_tokens.dtype == torch.float32
-    assert engine.enable_fast_path(max_batch=4) == ''
-    fast = engine.fast
-    assert fast is not None and fast.dtype == torch_dtype
+    engine = FastBlip2Captioner.upgrade(engine, max_batch=4)
+    fast = engine.decoder
+    assert fast.dtype == torch_dtype
     assert fast.k_cache.dtype == torch_dtype
     bos = engine.processor.tokenizer.bos_token_id
     with_bos = engine.processor.tokenizer('')['input_ids'] == [bos]
-    assert engine._prompt_token_ids('') == ([bos] if with_bos else [])
+    assert engine.prompt_token_ids('') == ([bos] if with_bos else [])
     same_rows = rows_total = agree = tokens = 0
     worst = 0.0
     for batch in (1, 2, 3, 4):
         for prompt in PROMPTS:
-            out, inputs = engine._generate_raw(
+            out, inputs = engine.generate_raw(
                 frames(batch, seed=batch), prompt, 12, output_logits=True,
                 return_dict_in_generate=True)
             reference = strip_prompt_tokens(out.sequences,
                                             inputs['input_ids'])
             logits = torch.stack(out.logits, dim=1).float()
-            ids = engine._prompt_token_ids(prompt)
+            ids = engine.prompt_token_ids(prompt)
             rows = fast.generate(inputs['pixel_values'], ids, 12)
             forced = fast.score(inputs['pixel_values'], ids, reference)
             scale = max(1.0, float(logits.abs().max()))
@@ -86,4 +87,4 @@ def test_fast_path_enabled_and_agrees_with_generate(model_dir, dtype):
     # And the captions a user gets come from the fast path.
     images = frames(2, seed=11)
     captions = engine.caption(images, PROMPTS[1])
-    assert len(captions) == 2 and engine.fast is fast
+    assert len(captions) == 2 and engine.decoder is fast

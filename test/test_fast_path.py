@@ -1,6 +1,8 @@
 """The fast path's greedy tokens equal HF generate()'s, exactly (CPU, fp32)."""
 
-from camera_caption.engine.caption_engine import CaptionEngine
+from camera_caption.engine.fast_blip2_captioner import (FastBlip2Captioner,
+                                                        FastPathUnavailable)
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.engine.fast_blip2 import FastBlip2Opt
 from camera_caption.engine.fast_path_policy import fast_path_reason
 from camera_caption.engine.preprocess import FramePreprocessor
@@ -25,7 +27,7 @@ def wide_engine(request, tmp_path_factory):
     seed, scale = MODELS[request.param]
     path = build_tiny_blip2(str(tmp_path_factory.mktemp(request.param)),
                             seed=seed, weight_scale=scale)
-    engine = CaptionEngine.load(path, device='cpu', dtype='float32')
+    engine = load_caption_model(path, device='cpu', dtype='float32')
     fast = FastBlip2Opt(engine.model, max_batch=4, max_len=64)
     return engine, fast
 
@@ -68,7 +70,7 @@ def test_fast_tokens_equal_generate(wide_engine, batch, prompt):
 def test_the_references_hit_eos_early_and_vary(tmp_path):
     lengths, tokens = set(), set()
     for name, (seed, scale) in MODELS.items():
-        engine = CaptionEngine.load(build_tiny_blip2(
+        engine = load_caption_model(build_tiny_blip2(
             str(tmp_path / name), seed=seed, weight_scale=scale), 'cpu')
         fast = FastBlip2Opt(engine.model, max_batch=4, max_len=64)
         for image_seed in range(6):
@@ -84,10 +86,10 @@ def test_the_references_hit_eos_early_and_vary(tmp_path):
 
 
 def test_engine_uses_the_fast_path_and_matches_generate(tiny_model_dir):
-    plain = CaptionEngine.load(tiny_model_dir, device='cpu')
-    fast = CaptionEngine.load(tiny_model_dir, device='cpu')
-    assert fast.enable_fast_path(max_batch=3) == ''
-    assert fast.fast is not None and fast.preprocess is not None
+    plain = load_caption_model(tiny_model_dir, device='cpu')
+    fast = FastBlip2Captioner.upgrade(
+        load_caption_model(tiny_model_dir, device='cpu'), max_batch=3)
+    assert fast.engine == 'fast' and fast.preprocess is not None
     # Same pixel_values both ways: the processor's.
     fast.preprocess = None
     for prompt in PROMPTS:
@@ -115,11 +117,13 @@ def test_torch_preprocessing_matches_the_image_processor(tiny_engine):
 
 
 def test_other_generation_settings_fall_back(tiny_model_dir):
-    engine = CaptionEngine.load(tiny_model_dir, device='cpu')
+    engine = load_caption_model(tiny_model_dir, device='cpu')
     engine.model.generation_config.num_beams = 3
     assert 'num_beams' in fast_path_reason(engine.model)
-    assert 'num_beams' in engine.enable_fast_path()
-    assert engine.fast is None
+    with pytest.raises(FastPathUnavailable, match='num_beams'):
+        FastBlip2Captioner.upgrade(engine)
+    assert engine.engine.startswith('generate (') and \
+        'num_beams' in engine.engine
     assert len(engine.caption(frames(2, seed=0), '', 4)) == 2
     engine.model.generation_config.num_beams = 1
     engine.model.generation_config.repetition_penalty = 1.3
@@ -146,7 +150,7 @@ def test_graph_captured_on_first_use_keeps_the_prefilled_cache(
         images = frames(batch, seed=40 + batch)
         reference, pixels = hf_greedy(engine, images, PROMPTS[1], 12,
                                       fast.eos)
-        ids = engine._prompt_token_ids(PROMPTS[1])
+        ids = engine.prompt_token_ids(PROMPTS[1])
         assert fast.generate(pixels, ids, 12) == reference
     assert sorted(fast._runs) == [1, 2, 3]
 
@@ -160,7 +164,7 @@ def test_kv_cache_sized_to_the_need_and_grown_with_a_log_line(wide_engine):
     assert fast.max_len == 6 and fast.k_cache.shape[3] == 6
     images = frames(2, seed=9)
     reference, pixels = hf_greedy(engine, images, PROMPTS[1], 12, fast.eos)
-    ids = engine._prompt_token_ids(PROMPTS[1])
+    ids = engine.prompt_token_ids(PROMPTS[1])
     assert fast.generate(pixels, ids, 12) == reference
     need = fast.queries + len(ids) + 12
     assert need <= fast.max_len < need + 16

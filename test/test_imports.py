@@ -18,9 +18,15 @@ LIGHT = ['camera_caption.contract.launch_arguments',
 
 
 def blocked_import(blocked, modules):
+    # The package this test imported, wherever it lies (source or install).
+    package_root = os.path.dirname(os.path.dirname(
+        os.path.abspath(camera_caption.contract.__file__)))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [os.path.dirname(package_root)] + [env.get('PYTHONPATH', '')])
     proc = subprocess.run(
         [sys.executable, os.path.join(HERE, 'import_blocker.py'),
-         ','.join(blocked)] + modules, stdout=subprocess.PIPE,
+         ','.join(blocked)] + modules, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=120)
     return proc.returncode, proc.stdout
 

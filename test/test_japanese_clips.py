@@ -38,7 +38,7 @@ class JapaneseBackend(CaptionBackend):
         self.prepared += 1
         return ('prepared', int(frame[0, 0, 0]))
 
-    def caption(self, frames, prompt, max_new_tokens):
+    def caption(self, frames, prompt, max_new_tokens, system_prompt=''):
         out = []
         for clip in frames:
             assert all(item[0] == 'prepared' for item in clip)

@@ -4,7 +4,8 @@ from dataclasses import replace
 import threading
 import time
 
-from camera_caption.frames.latest_frame import Frame, LatestFrames, Throttle
+from camera_caption.frames.latest_frame import Frame, LatestFrames
+from camera_caption.utilities.throttles import Throttle
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.settings import CaptionSettings
 import numpy as np
@@ -69,7 +70,7 @@ def test_worker_captions_newest_frame_at_the_rate_without_backlog():
     settings = CaptionSettings(rate_hz=5.0, prompt='p', max_new_tokens=3)
     seen = []
 
-    def caption(images, prompt, max_new_tokens):
+    def caption(images, prompt, max_new_tokens, system_prompt=''):
         seen.append((int(images[0][0, 0, 0]), prompt, max_new_tokens))
         time.sleep(0.01)
         return ['frame %d' % images[0][0, 0, 0]]
@@ -98,7 +99,7 @@ def test_worker_survives_errors_and_reads_settings_live():
     settings = CaptionSettings(rate_hz=50.0, prompt='', max_new_tokens=5)
     calls = []
 
-    def caption(images, prompt, max_new_tokens):
+    def caption(images, prompt, max_new_tokens, system_prompt=''):
         calls.append(prompt)
         if len(calls) == 1:
             raise RuntimeError('CUDA out of memory (simulated)')
@@ -125,7 +126,7 @@ def test_worker_survives_errors_and_reads_settings_live():
 
 def test_worker_stops_promptly_while_idle():
     worker, results, _ = make_worker(
-        CaptionSettings(rate_hz=0.01, max_new_tokens=1), lambda *a: ['x'])
+        CaptionSettings(rate_hz=0.01, max_new_tokens=1), lambda *a, **k: ['x'])
     worker.start()
     worker.submit(Frame(np.zeros((1, 1, 3), np.uint8)))
     deadline = time.monotonic() + 5

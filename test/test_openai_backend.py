@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from camera_caption.engine.caption_engine import ModelLoadError
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.openai_backend import OpenAIBackend
 import numpy as np
 import pytest

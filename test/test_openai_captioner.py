@@ -10,7 +10,7 @@ import json
 import os
 import re
 
-from camera_caption.engine.caption_engine import ModelLoadError
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.nodes.captioner_node import CaptionerNode
 from camera_caption.nodes.ros_diagnostics import WARN
 import pytest

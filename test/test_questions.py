@@ -50,7 +50,7 @@ def test_questions_and_captions_take_turns():
     questions = QuestionQueue(10)
     worker = None
 
-    def caption_fn(images, prompt, max_new_tokens):
+    def caption_fn(images, prompt, max_new_tokens, system_prompt=''):
         calls.append(prompt)
         worker.submit(Frame(np.zeros((4, 4, 3), np.uint8), len(calls),
                             topic='cam'))

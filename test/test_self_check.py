@@ -1,7 +1,11 @@
 """The start-up self-check accepts the fast path and rejects broken ones."""
 
-from camera_caption.engine.caption_engine import CaptionEngine, CHECK_PROMPT
+from camera_caption.engine.blip2_captioner import Blip2Captioner
+from camera_caption.engine.caption_model import CHECK_PROMPT
 from camera_caption.engine.fast_blip2 import CudaGraphs, FastBlip2Opt
+from camera_caption.engine.fast_blip2_captioner import (FastBlip2Captioner,
+                                                        FastPathUnavailable)
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.engine.self_check import compare_with_generate
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import pytest
@@ -19,30 +23,30 @@ def varied_dir(tmp_path_factory):
 @pytest.fixture
 def engine(varied_dir):
     """Load an engine whose fast path passed its self-check (batch <= 2)."""
-    engine = CaptionEngine.load(varied_dir, device='cpu', max_new_tokens=8)
-    assert engine.enable_fast_path(max_batch=2) == ''
+    plain = load_caption_model(varied_dir, device='cpu', max_new_tokens=8)
+    engine = FastBlip2Captioner.upgrade(plain, max_batch=2)
     assert engine.self_check() == ''
     return engine
 
 
 def test_rejects_a_broken_decoder(engine):
-    engine.fast.pre_norm = not engine.fast.pre_norm
+    engine.decoder.pre_norm = not engine.decoder.pre_norm
     problem = engine.self_check()
     assert problem.startswith("self-check (batch 1, prompt ''): sequence 0: "
                               'logits differ by'), problem
 
 
 def test_rejects_a_path_that_stops_early(engine):
-    generate = engine.fast.generate
-    engine.fast.generate = lambda *a, **k: [r[:1] for r in generate(*a, **k)]
+    generate = engine.decoder.generate
+    engine.decoder.generate = lambda *a, **k: [r[:1] for r in generate(*a, **k)]
     problem = engine.self_check()
     assert 'stopped after 1 of 8 tokens' in problem, problem
 
 
 def test_rejects_a_path_that_goes_wrong_after_four_tokens(engine):
-    fast = engine.fast
+    fast = engine.decoder
     step = fast._step
-    start = fast.queries + len(engine._prompt_token_ids(''))
+    start = fast.queries + len(engine.prompt_token_ids(''))
 
     def late_fault(tokens, position):
         logits = step(tokens, position)
@@ -58,7 +62,7 @@ def test_rejects_a_path_that_goes_wrong_after_four_tokens(engine):
 
 
 def test_checks_every_batch_size_and_a_prompt(engine):
-    fast = engine.fast
+    fast = engine.decoder
     step, prefill = fast._step, fast.prefill
 
     def batch_two_fault(tokens, position):
@@ -88,10 +92,14 @@ def test_a_failed_self_check_keeps_generate_and_says_why(varied_dir,
                                                          monkeypatch):
     monkeypatch.setattr(FastBlip2Opt, '_decoder_hidden', lambda self, h, *a, **k:
                         h * 0)
-    engine = CaptionEngine.load(varied_dir, device='cpu', max_new_tokens=8)
-    reason = engine.enable_fast_path(max_batch=1)
-    assert reason.startswith('self-check (batch 1') and engine.fast is None
+    engine = load_caption_model(varied_dir, device='cpu', max_new_tokens=8)
+    with pytest.raises(FastPathUnavailable) as info:
+        FastBlip2Captioner.upgrade(engine, max_batch=1)
+    reason = str(info.value)
+    assert reason.startswith('self-check (batch 1')
+    assert type(engine) is Blip2Captioner
     assert engine.fallback_reason == reason
+    assert engine.engine == f'generate ({reason})'
     assert len(engine.caption([_frame()], '')) == 1
 
 
@@ -101,11 +109,13 @@ def test_out_of_memory_while_building_keeps_generate(varied_dir,
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (test)')
 
     monkeypatch.setattr('camera_caption.engine.fast_blip2.fuse_linears', no_memory)
-    engine = CaptionEngine.load(varied_dir, device='cpu', max_new_tokens=8)
-    reason = engine.enable_fast_path(max_batch=1)
-    assert reason == ('out of memory: warm-up failed: OutOfMemoryError: '
-                      'CUDA out of memory (test)')
-    assert engine.fast is None and len(engine.caption([_frame()])) == 1
+    engine = load_caption_model(varied_dir, device='cpu', max_new_tokens=8)
+    with pytest.raises(FastPathUnavailable) as info:
+        FastBlip2Captioner.upgrade(engine, max_batch=1)
+    assert str(info.value) == ('out of memory: warm-up failed: '
+                               'OutOfMemoryError: CUDA out of memory (test)')
+    assert type(engine) is Blip2Captioner
+    assert len(engine.caption([_frame()])) == 1
 
 
 def _frame():

@@ -39,8 +39,8 @@ def test_two_cameras_are_captioned_in_one_batch(ros_context,
         model=tiny_model_dir, device='cpu', rate_hz=5.0, max_new_tokens=4,
         reliability='reliable',
         image_topics='/cam1/image_raw,/cam2/image_raw'))
-    assert captioner.backend.engine.fast is not None
-    assert captioner.backend.engine.fast.max_batch == 2
+    assert captioner.backend.stats()['engine'] == 'fast'
+    assert captioner.backend.model.decoder.max_batch == 2
     driver = rclpy.create_node('driver', context=ros_context)
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     pubs = [driver.create_publisher(Image, f'/cam{i}/image_raw', qos)

@@ -2,7 +2,7 @@
 The captioning backend seam: all that the worker and the captioner know.
 
 No ROS import.  A backend captions a batch (one entry per camera) with a
-prompt and a token limit.  An entry is a frame (an ``H x W x 3`` uint8 RGB
+prompt, a token limit and a system prompt.  An entry is a frame (an ``H x W x 3`` uint8 RGB
 array) or, in clip mode (``clip_frames`` > 1), a clip: a list of N items,
 oldest first, each a frame or what :meth:`CaptionBackend.prepare` made of
 one (all clips of a batch are N long).  A backend that cannot take clips
@@ -33,14 +33,17 @@ class CaptionBackend(abc.ABC):
         ``params`` holds the captioner's validated parameter values,
         ``max_batch`` the most frames one call will get (the cameras), and
         ``log`` is an object with ``info`` and ``warning``.  Raises
-        :class:`~camera_caption.engine.caption_engine.ModelLoadError`
+        :class:`~camera_caption.contract.errors.ModelLoadError`
         with one line of advice when it cannot.
         """
 
     @abc.abstractmethod
-    def caption(self, frames, prompt, max_new_tokens):
+    def caption(self, frames, prompt, max_new_tokens, system_prompt=''):
         """
         Return one caption per frame (the prompt not repeated).
+
+        ``system_prompt`` comes before the image(s) and ``prompt`` where
+        the model has a system message (chat models, serving engines).
 
         ``None`` in place of a caption: that frame was not captioned and
         the backend has said why itself (a remote server that is down).
@@ -55,15 +58,6 @@ class CaptionBackend(abc.ABC):
         normalises to the model's input size here.
         """
         return frame
-
-    def update_settings(self, settings):
-        """
-        Take the live settings that :meth:`caption` gets no argument for.
-
-        ``settings`` is a :class:`~camera_caption.pipeline.settings.
-        CaptionSettings`.  Called when captioning starts and whenever a live parameter
-        changes; the local backend reads ``system_prompt`` here.
-        """
 
     @abc.abstractmethod
     def describe(self):

@@ -19,6 +19,9 @@ import json
 import os
 import re
 
+from camera_caption.engine.caption_model import CaptionModel, is_clip
+from camera_caption.utilities.gpu_memory import releasing_memory_on_oom
+
 # Plain-prompt image-to-text models (processor(images, text), no template).
 PLAIN_PROMPT_TYPES = ('blip-2', 'instructblip', 'instructblipvideo')
 # The user text when ``prompt`` is empty (a chat model needs an ask).
@@ -146,3 +149,34 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
     if videos:
         kwargs['videos'] = videos
     return processor(**kwargs)
+
+
+class ChatVlmCaptioner(CaptionModel):
+    """A chat vision-language model: its template, generate(), new text."""
+
+    family = 'chat'
+
+    def __init__(self, *args, video=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.video = video          # takes a clip as a video
+        tokenizer = getattr(self.processor, 'tokenizer', None)
+        if tokenizer is not None and not getattr(
+                self.model.config, 'is_encoder_decoder', False):
+            tokenizer.padding_side = 'left'     # batches of cameras
+
+    def _caption(self, frames, prompt, max_new, system_prompt):
+        import torch
+        batch = [list(item) if is_clip(item) else [item] for item in frames]
+        inputs = chat_inputs(self.processor, batch, prompt, system_prompt,
+                             self.video)
+        inputs = {k: v.to(self.device) if hasattr(v, 'to') else v
+                  for k, v in inputs.items()}
+        for key in ('pixel_values', 'pixel_values_videos'):
+            if key in inputs and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(self.dtype)
+        with torch.inference_mode(), releasing_memory_on_oom(self.device):
+            # The model's generation config, but for max_new_tokens.
+            out = self.model.generate(**inputs, max_new_tokens=max_new)
+        new = out[:, inputs['input_ids'].shape[1]:]
+        return [text.strip() for text in self.processor.batch_decode(
+            new, skip_special_tokens=True)]

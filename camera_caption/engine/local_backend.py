@@ -1,100 +1,91 @@
 """
 The local backend: a Hugging Face model on this machine's GPU or CPU.
 
-No ROS import.  It loads the model with ``from_pretrained``
-(:class:`~camera_caption.engine.caption_engine.CaptionEngine`) and, with
-``engine`` ``auto`` or ``fast``, switches BLIP-2/OPT to the static-cache
-fast path after its self-check.  ``auto`` falls back to ``generate()``
-with one warning and reports why in :meth:`LocalBackend.problem`;
-``fast`` refuses to start instead, so that a benchmark can never measure
-the slow path by mistake.
+No ROS import.  It loads the model with ``from_pretrained`` as the family
+it is (:func:`~camera_caption.engine.model_loading.load_caption_model`)
+and, with ``engine`` ``auto`` or ``fast``, upgrades BLIP-2/OPT to the
+static-cache decoder after its self-check
+(:class:`~camera_caption.engine.fast_blip2_captioner.FastBlip2Captioner`).
+``auto`` falls back to ``generate()`` with one warning and reports why in
+:meth:`LocalBackend.problem`; ``fast`` refuses to start instead, so that a
+benchmark can never measure the slow path by mistake.
 """
 
+from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.backend import CaptionBackend
-from camera_caption.engine.caption_engine import CaptionEngine, ModelLoadError
+from camera_caption.engine.fast_blip2_captioner import (FastBlip2Captioner,
+                                                        FastPathUnavailable)
+from camera_caption.engine.model_loading import load_caption_model
 
 
 class LocalBackend(CaptionBackend):
     """Caption with a model loaded in this process."""
 
-    def __init__(self, engine, engine_choice='auto', fallback=''):
-        self.engine = engine
-        self.engine_choice = engine_choice
+    def __init__(self, model, fallback=''):
+        self.model = model           # a CaptionModel
         self.fallback = fallback     # why auto fell back ('' if it did not)
 
     @classmethod
     def create(cls, params, max_batch, log):
-        """Load ``params['model']`` and choose the decoding engine."""
+        """Load ``params['model']`` and choose the decoder."""
         log.info(f"loading model '{params['model']}' (device "
                  f"{params['device']}, dtype {params['dtype']})")
-        engine = CaptionEngine.load(
+        model = load_caption_model(
             params['model'], params['device'], params['dtype'],
             params['max_new_tokens'], params['cpu_threads'],
             trust_remote_code=params.get('trust_remote_code', False))
-        log.info(f'weights loaded in {engine.load_seconds:.1f} s')
-        engine.system_prompt = params.get('system_prompt', '')
-        if engine.chat:
+        log.info(f'weights loaded in {model.load_seconds:.1f} s')
+        if model.family == 'chat':
             log.info('chat model: captions through its chat template ('
-                     + ('clips as video' if engine.chat_video else
+                     + ('clips as video' if model.video else
                         'clips as images') + ')')
-        if engine.video_checkpoint and params.get('clip_frames', 1) <= 1:
+        if getattr(model, 'video_checkpoint', False) and \
+                params.get('clip_frames', 1) <= 1:
             log.info(f"'{params['model']}' is a VideoBLIP checkpoint, "
                      'trained on clips: set clip_frames (e.g. 8) and '
                      'clip_seconds to caption what happens, not a still')
-        backend = cls(engine, params['engine'])
-        try:
-            backend.fallback = backend._choose_engine(
-                max_batch, params['prompt'], log)
-        except ModelLoadError:
-            backend.close()
-            raise
-        return backend
-
-    def _choose_engine(self, max_batch, prompt, log):
-        """Engine auto/fast: the fast path, or one warning (or refuse)."""
-        engine, choice = self.engine, self.engine_choice
+        choice = params['engine']
         if choice == 'generate':
-            engine.fallback_reason = 'engine: generate'
-            return ''
-        reason = engine.enable_fast_path(max_batch=max_batch, prompt=prompt,
-                                         log=log.info)
-        if not reason:
-            log.info(f'fast path ready (warm-up {engine.warmup_seconds:.1f}'
-                     f' s, self-check passed, batch <= {max_batch})')
-        elif choice == 'fast':
-            raise ModelLoadError(f'engine fast: the fast path cannot run on '
-                                 f"'{engine.model_id}': {reason}")
-        else:
+            model.fallback_reason = 'engine: generate'
+            return cls(model)
+        try:
+            fast = FastBlip2Captioner.upgrade(
+                model, max_batch=max_batch, prompt=params['prompt'],
+                log=log.info)
+        except FastPathUnavailable as exc:
+            if choice == 'fast':
+                model.close()
+                raise ModelLoadError(
+                    f'engine fast: the fast path cannot run on '
+                    f"'{model.model_id}': {exc}") from None
             log.warning(f'fast path unavailable, captioning with the slower '
-                        f'generate(): {reason}')
-        return reason
+                        f'generate(): {exc}')
+            return cls(model, fallback=str(exc))
+        log.info(f'fast path ready (warm-up {fast.warmup_seconds:.1f} s, '
+                 f'self-check passed, batch <= {max_batch})')
+        return cls(fast)
 
-    def caption(self, frames, prompt, max_new_tokens):
+    def caption(self, frames, prompt, max_new_tokens, system_prompt=''):
         """Caption a batch (frames or clips) with the loaded model."""
-        return self.engine.caption(frames, prompt, max_new_tokens)
+        return self.model.caption(frames, prompt, max_new_tokens,
+                                  system_prompt)
 
     def prepare(self, frame):
         """Resize and normalise a frame to the model's pixels (clip rings)."""
-        return self.engine.prepare(frame)
-
-    def update_settings(self, settings):
-        """Take the live system_prompt (chat models)."""
-        self.engine.system_prompt = settings.system_prompt
+        return self.model.prepare(frame)
 
     def describe(self):
         """Say which model runs where."""
-        return self.engine.describe()
+        return self.model.describe()
 
     def stats(self):
-        """Model, device, dtype, engine and GPU memory."""
-        engine = self.engine
+        """Model, device, dtype, decoder and GPU memory."""
+        model = self.model
         return {
-            'backend': 'local',
-            'engine': 'fast' if engine.fast is not None else
-            f'generate ({engine.fallback_reason})',
-            'model': engine.model_id, 'device': engine.device,
-            'dtype': str(engine.dtype).replace('torch.', ''),
-            'gpu_memory_mb': engine.gpu_memory_mb(),
+            'backend': 'local', 'engine': model.engine,
+            'model': model.model_id, 'device': model.device,
+            'dtype': str(model.dtype).replace('torch.', ''),
+            'gpu_memory_mb': model.gpu_memory_mb(),
         }
 
     def problem(self):
@@ -104,6 +95,6 @@ class LocalBackend(CaptionBackend):
 
     def close(self):
         """Drop the model and give its GPU memory back."""
-        engine, self.engine = self.engine, None
-        if engine is not None:
-            engine.close()
+        model, self.model = self.model, None
+        if model is not None:
+            model.close()

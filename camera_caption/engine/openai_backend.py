@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 
 from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.backend import CaptionBackend
-from camera_caption.pipeline.log_throttle import LogThrottle
+from camera_caption.utilities.jpeg import encode_jpeg
+from camera_caption.utilities.throttles import LogThrottle
 
 RETRY_INITIAL_S = 0.5
 # The part of an error body quoted in a log line.
@@ -83,19 +84,10 @@ def parse_endpoint(endpoint):
 
 def encode_frame(image, max_side, quality):
     """Return an RGB frame as a JPEG ``data:`` URL, at most ``max_side``."""
-    import cv2
-    height, width = image.shape[:2]
-    if max_side and max(height, width) > max_side:
-        scale = max_side / max(height, width)
-        image = cv2.resize(image, (max(1, round(width * scale)),
-                                   max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode('.jpg', image[:, :, ::-1],
-                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
+    data = encode_jpeg(image, quality, max_side=max_side)
+    if data is None:
         raise ValueError('JPEG encoding failed')
-    return 'data:image/jpeg;base64,' + base64.b64encode(
-        data.tobytes()).decode('ascii')
+    return 'data:image/jpeg;base64,' + base64.b64encode(data).decode('ascii')
 
 
 def chat_request(model, image_url, prompt, max_new_tokens, system_prompt=''):
@@ -200,10 +192,9 @@ class OpenAIBackend(CaptionBackend):
         self.image_max_side = image_max_side
         self.jpeg_quality = jpeg_quality
         self.retry_max_s = retry_max_s
-        self.system_prompt = ''     # live: update_settings()
         self._base_path = parse_endpoint(endpoint)[3]
         self._log = log
-        self._throttle = LogThrottle(5.0)
+        self._say = LogThrottle(5.0).bound(log.warning)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._generation = 0        # cancel() counts up: caption() returns
@@ -270,7 +261,6 @@ class OpenAIBackend(CaptionBackend):
         backend = cls(endpoint, model, connect, params['max_in_flight'],
                       params['image_max_side'], params['jpeg_quality'],
                       params['retry_max_s'], log)
-        backend.system_prompt = params.get('system_prompt', '')
         log.info(f"remote model '{model}' at {endpoint} (up to "
                  f'{backend.max_in_flight} requests in flight, frames '
                  f'<= {backend.image_max_side or "full"} px, JPEG '
@@ -318,7 +308,7 @@ class OpenAIBackend(CaptionBackend):
 
     # -- captioning ----------------------------------------------------
 
-    def caption(self, frames, prompt, max_new_tokens):
+    def caption(self, frames, prompt, max_new_tokens, system_prompt=''):
         """Send every frame at once (<= max_in_flight); None where failed."""
         if not frames:
             return []
@@ -336,7 +326,7 @@ class OpenAIBackend(CaptionBackend):
                 image = image[-1]   # a clip: its newest frame (stills only)
             url = encode_frame(image, self.image_max_side, self.jpeg_quality)
             job = _Job(json.dumps(chat_request(
-                self.model, url, prompt, max_new_tokens, self.system_prompt)))
+                self.model, url, prompt, max_new_tokens, system_prompt)))
             jobs.append(job)
             self._jobs.put(job)
         for job in jobs:
@@ -345,10 +335,6 @@ class OpenAIBackend(CaptionBackend):
                     return [None] * len(frames)     # stopped: not counted
         self._account(jobs)
         return [job.text for job in jobs]
-
-    def update_settings(self, settings):
-        """Take the live system_prompt: the system message from now on."""
-        self.system_prompt = settings.system_prompt
 
     def _send_loop(self, conn):
         while not self._closed.is_set():
@@ -424,11 +410,6 @@ class OpenAIBackend(CaptionBackend):
                       f'failed, frame skipped: {failures[0]}')
         for error in bad:
             self._say('bad', f'answer from {self.endpoint} skipped: {error}')
-
-    def _say(self, key, message):
-        allowed, suppressed = self._throttle.should_log(key)
-        if allowed:
-            self._log.warning(self._throttle.annotate(message, suppressed))
 
     # -- reporting -----------------------------------------------------
 

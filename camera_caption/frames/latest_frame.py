@@ -1,16 +1,16 @@
 """
-Keep only the newest frame, and throttle how often work starts.
+Keep only the newest frame of each camera.
 
 Plain Python (no ROS): the captioner's subscription callbacks ``put``
 frames into :class:`LatestFrames` (one slot per camera); the worker takes
-the newest frame of each when :class:`Throttle` allows.  A frame that is
+the newest frame of each when
+:class:`~camera_caption.utilities.throttles.Throttle` allows.  A frame that is
 replaced before it is taken is counted as dropped, so no backlog can ever
 build up.
 """
 
 from dataclasses import dataclass
 import threading
-import time
 
 import numpy as np
 
@@ -25,37 +25,6 @@ class Frame:
     topic: str = ''
     header: object = None      # the message header, for outputs echoing it
 
-
-class Throttle:
-    """Allow a start at most ``rate_hz`` times per second."""
-
-    def __init__(self, rate_hz, clock=time.monotonic):
-        self._clock = clock
-        self._last = None
-        self.rate_hz = rate_hz
-
-    @property
-    def rate_hz(self):
-        """Return the starts per second allowed (> 0)."""
-        return self._rate_hz
-
-    @rate_hz.setter
-    def rate_hz(self, value):
-        value = float(value)
-        if not value > 0:
-            raise ValueError(f'rate_hz must be > 0, got {value!r}')
-        self._rate_hz = value
-
-    def wait_time(self, now=None):
-        """Seconds to wait before the next start is allowed (0 if now)."""
-        if self._last is None:
-            return 0.0
-        now = self._clock() if now is None else now
-        return max(0.0, self._last + 1.0 / self._rate_hz - now)
-
-    def mark(self, now=None):
-        """Record that work starts now."""
-        self._last = self._clock() if now is None else now
 
 
 class LatestFrames:

@@ -29,9 +29,9 @@ from camera_caption.frames.image_conversion import bgr_to_encoding
 from camera_caption.nodes.node_runner import exit_now, run_node
 from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.nodes.ros_parameters import declare_parameters, image_qos
-from camera_caption.pipeline.caption_stats import RateWindow
-from camera_caption.pipeline.log_throttle import LogThrottle
-import cv2
+from camera_caption.utilities.jpeg import encode_jpeg
+from camera_caption.utilities.rate_window import RateWindow
+from camera_caption.utilities.throttles import LogThrottle
 from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -65,7 +65,7 @@ class CameraNode(Node):
         self.publish_seconds = 0.0   # total time spent in publish_frame
         self.frames_failed = 0       # frames skipped: unreadable, unpublished
         self.jpeg_failures = 0       # frames JPEG encoding refused
-        self._log_throttle = LogThrottle(5.0)
+        self._warn = LogThrottle(5.0).bound(self.get_logger().warning)
         self.rate = RateWindow()
         self._cost_seen = (0, 0.0)
         self.diagnostics = DiagnosticsPublisher(self, str(p['source']),
@@ -167,11 +167,6 @@ class CameraNode(Node):
                    f'frame skipped, {what} failed: {type(exc).__name__}: '
                    f'{exc}')
 
-    def _warn(self, key, message):
-        allowed, suppressed = self._log_throttle.should_log(key)
-        if allowed:
-            self.get_logger().warning(
-                self._log_throttle.annotate(message, suppressed))
 
     def publish_frame(self, frame_bgr):
         """Publish one BGR frame, stamped now."""
@@ -249,9 +244,8 @@ class CameraNode(Node):
         return self._info
 
     def _compress(self, frame_bgr, header):
-        ok, jpeg = cv2.imencode('.jpg', frame_bgr, [
-            cv2.IMWRITE_JPEG_QUALITY, self.params['jpeg_quality']])
-        if not ok:
+        jpeg = encode_jpeg(frame_bgr, self.params['jpeg_quality'], rgb=False)
+        if jpeg is None:
             self.jpeg_failures += 1
             self._warn(('jpeg',), f'JPEG encoding of a {frame_bgr.shape} '
                        'frame failed: image_raw/compressed skipped it')
@@ -261,7 +255,7 @@ class CameraNode(Node):
         # image_transport's format string: "<encoding>; jpeg compressed bgr8"
         msg.format = f'{self.params["encoding"]}; jpeg compressed bgr8'
         data = array.array('B')
-        data.frombytes(jpeg.data)
+        data.frombytes(jpeg)
         msg.data = data
         return msg
 

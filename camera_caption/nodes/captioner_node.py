@@ -43,11 +43,11 @@ from camera_caption.nodes.ros_parameters import (declare_parameters, image_qos,
 from camera_caption.pipeline.caption_events import EventMatcher
 from camera_caption.pipeline.caption_stats import CaptionerFigures
 from camera_caption.pipeline.caption_worker import CaptionWorker
-from camera_caption.pipeline.log_throttle import LogThrottle
 from camera_caption.pipeline.qos_choice import BEST_EFFORT, ReliabilityChooser
 from camera_caption.pipeline.question_queue import QuestionQueue
 from camera_caption.pipeline.settings import CaptionSettings
-import cv2
+from camera_caption.utilities.jpeg import encode_jpeg
+from camera_caption.utilities.throttles import LogThrottle
 try:
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
@@ -88,7 +88,7 @@ class CaptionerNode(LifecycleNode):
         p = self.params
         self.settings = CaptionSettings.from_values(p)
         self.topics = caption_topics(image_topic_list(p['image_topics']))
-        self._log_throttle = LogThrottle(5.0)
+        self._warn = LogThrottle(5.0).bound(self.get_logger().warning)
         self.figures = CaptionerFigures(self.topics)
         self.events = EventMatcher(p['watch'], p['event_holdoff_s'])
         self.questions = QuestionQueue(p['question_queue_size'])
@@ -165,7 +165,6 @@ class CaptionerNode(LifecycleNode):
                                     on_answer=self._publish_answer,
                                     cancel_fn=self.backend.cancel,
                                     prepare_fn=self.backend.prepare)
-        self.backend.update_settings(self.settings)
         self.worker.start()
         self.question_subscription = self.create_subscription(
             String, 'question', self._on_question, 10)
@@ -344,12 +343,11 @@ class CaptionerNode(LifecycleNode):
                 header=frame.header, height=height, width=width,
                 encoding='rgb8', step=width * 3, data=drawn.tobytes()))
         if jpeg:
-            ok, data = cv2.imencode('.jpg', drawn[:, :, ::-1],
-                                    [cv2.IMWRITE_JPEG_QUALITY, 80])
-            if ok:
+            data = encode_jpeg(drawn, 80)
+            if data is not None:
                 publishers['image_compressed'].publish(CompressedImage(
                     header=frame.header, format='rgb8; jpeg compressed bgr8',
-                    data=data.tobytes()))
+                    data=data))
 
     def _camera_name(self, topic):
         """Full name of a camera's image topic (as subscribed)."""
@@ -410,8 +408,6 @@ class CaptionerNode(LifecycleNode):
         """Hand the live settings to the worker whenever one changes."""
         if set(updates) & set(CaptionSettings.names()):
             self.settings = CaptionSettings.from_values(self.params)
-            if self.backend is not None:
-                self.backend.update_settings(self.settings)
             if self.worker is not None:
                 self.worker.update(self.settings)
         if set(updates) & {'watch', 'event_holdoff_s'}:
@@ -449,11 +445,6 @@ class CaptionerNode(LifecycleNode):
         values['watch'] = ','.join(self.events.patterns)
         return (WARN, warning, values) if warning else (OK, summary, values)
 
-    def _warn(self, key, message):
-        allowed, suppressed = self._log_throttle.should_log(key)
-        if allowed:
-            self.get_logger().warning(
-                self._log_throttle.annotate(message, suppressed))
 
     def destroy_node(self):
         """Stop the worker and free the model before the node goes."""

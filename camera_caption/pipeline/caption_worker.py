@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import threading
 import time
 
-from camera_caption.frames.latest_frame import LatestFrames, Throttle
+from camera_caption.frames.latest_frame import LatestFrames
+from camera_caption.utilities.throttles import Throttle
 from camera_caption.pipeline.caption_gates import (CaptionDeduper,
                                                    SceneChangeGate)
 from camera_caption.pipeline.clip_ring import ClipRing, distinct_count
@@ -50,7 +51,8 @@ class AnswerResult:
 
 class CaptionWorker:
     """
-    Run ``caption_fn(images, prompt, max_new_tokens)`` off-thread.
+    Run ``caption_fn(images, prompt, max_new_tokens, system_prompt=)``
+    off-thread.
 
     ``settings`` (a :class:`~camera_caption.pipeline.settings.
     CaptionSettings`) is replaced whole by :meth:`update` and read once per
@@ -249,7 +251,8 @@ class CaptionWorker:
         try:
             texts = self._caption_fn(
                 [frame.image for frame in batch],
-                question_prompt(question.text), settings.max_new_tokens)
+                question_prompt(question.text), settings.max_new_tokens,
+                system_prompt=settings.system_prompt)
         except Exception as exc:  # noqa: B902 - keep answering
             self.errors += 1
             self._on_error(batch, exc)
@@ -270,7 +273,8 @@ class CaptionWorker:
             else:
                 inputs = [frame.image for frame in batch]
             texts = self._caption_fn(inputs, settings.prompt,
-                                     settings.max_new_tokens)
+                                     settings.max_new_tokens,
+                                     system_prompt=settings.system_prompt)
         except Exception as exc:  # noqa: B902 - keep captioning
             self.errors += 1
             self._on_error(batch, exc)

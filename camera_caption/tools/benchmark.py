@@ -65,7 +65,7 @@ def build_model(args, device, dtype):
     """Return (model, source description, seconds to build)."""
     from transformers import Blip2ForConditionalGeneration
 
-    from camera_caption.engine.caption_engine import dtype_kwarg
+    from camera_caption.engine.model_loading import dtype_kwarg
     start = time.monotonic()
     if args.random_weights:
         torch.manual_seed(0)
@@ -166,7 +166,7 @@ def _peak(device, fn):
 
 def run(args):
     """Measure every batch size; return a list of result dicts."""
-    from camera_caption.engine.caption_engine import (resolve_device,
+    from camera_caption.engine.model_loading import (resolve_device,
                                                       resolve_dtype)
     from camera_caption.engine.fast_blip2 import FastBlip2Opt
     from camera_caption.engine.fast_path_policy import fast_path_reason
@@ -257,7 +257,7 @@ def run(args):
 
 def run_clips(args):
     """Measure clip captions of every length and batch; result dicts."""
-    from camera_caption.engine.caption_engine import (resolve_device,
+    from camera_caption.engine.model_loading import (resolve_device,
                                                       resolve_dtype)
     from camera_caption.engine.fast_blip2 import FastBlip2Opt
     from camera_caption.engine.fast_path_policy import fast_path_reason

@@ -93,17 +93,20 @@ def check_captions(model_dir, batch=8, threads=1):
 
     Returns ``{engine: [(wanted, said), ...]}`` of the wrong captions.
     """
-    from camera_caption.engine.caption_engine import CaptionEngine
+    from camera_caption.engine.fast_blip2_captioner import (
+        FastBlip2Captioner, FastPathUnavailable)
+    from camera_caption.engine.model_loading import load_caption_model
     frames, truth = _check_frames()
     wrong = {}
     for name in ('generate', 'fast'):
-        engine = CaptionEngine.load(model_dir, device='cpu', dtype='float32',
+        engine = load_caption_model(model_dir, device='cpu', dtype='float32',
                                     max_new_tokens=12, cpu_threads=threads)
         if name == 'fast':
-            why = engine.enable_fast_path(max_batch=batch)
-            if why:
+            try:
+                engine = FastBlip2Captioner.upgrade(engine, max_batch=batch)
+            except FastPathUnavailable as exc:
                 raise DemoModelError(f'the fast path refused the demo model: '
-                                     f'{why}')
+                                     f'{exc}') from None
         said = []
         for start in range(0, len(frames), batch):
             said += engine.caption(frames[start:start + batch])

@@ -1,0 +1,26 @@
+"""
+The one JPEG encoder: camera ``image_raw/compressed``, ``caption_image``,
+frames sent to a serving engine.
+
+No ROS import.  OpenCV is imported on first use, so that importing this
+module costs nothing where no JPEG is ever made.
+"""
+
+
+def encode_jpeg(image, quality, rgb=True, max_side=0):
+    """
+    Return ``image`` (H x W x 3 uint8) as JPEG bytes, or None if refused.
+
+    ``rgb``: the channel order of ``image`` (OpenCV wants BGR).
+    ``max_side``: shrink so that the longer side is at most this (0 = no).
+    """
+    import cv2
+    height, width = image.shape[:2]
+    if max_side and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+        image = cv2.resize(image, (max(1, round(width * scale)),
+                                   max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode('.jpg', image[:, :, ::-1] if rgb else image,
+                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return data.tobytes() if ok else None
