@@ -92,13 +92,15 @@ def main(argv=None):
 
     def factory(cls, name):
         def make():
-            return cls(namespace=options.namespace,
+            node = cls(namespace=options.namespace,
                        parameter_overrides=[
                            Parameter(k, value=v)
                            for k, v in overrides[name].items()],
                        cli_args=['--ros-args'] + [
                            arg for pair in remap[name]
                            for arg in ('-r', ':='.join(pair))])
+            # A lifecycle node is driven here, as its own main() does.
+            return node.autostart() if hasattr(node, 'autostart') else node
         make.node_name = name
         return make
 

@@ -121,4 +121,4 @@ def make_captioner(context, backend, **parameters):
               'rate_hz': 10.0, 'max_new_tokens': 3, 'reliability': 'reliable'}
     values.update(parameters)
     return CaptionerNode(backend=backend, context=context,
-                         parameter_overrides=params(**values))
+                         parameter_overrides=params(**values)).autostart()

@@ -92,7 +92,7 @@ def test_one_caption_event_when_a_watched_caption_appears(
             assert caption_of(msg) == (text_a if msg is frame_a else text_b)
         assert events.wait_for(1, 5)
         # The same scene, and its return within the hold-off: told once.
-        assert len(events.items) == 1 and node.events.held_off == 1
+        assert len(events.items) == 1 and node.service.events.held_off == 1
         node.set_parameters([Parameter('event_holdoff_s', value=0.0)])
         caption_of(frame_b)
         caption_of(frame_a)
@@ -124,10 +124,10 @@ def test_bad_regex_refused_through_set_parameters_service(ros_context,
         assert result.reason.startswith(
             "parameter 'watch' = 'door,(unclosed' is invalid: pattern "
             "'(unclosed' is not a regular expression: missing )")
-        assert node.events.patterns == ('door',)
+        assert node.service.events.patterns == ('door',)
         request = SetParameters.Request(parameters=[
             Parameter('watch', value='door|person').to_parameter_msg()])
         future = client.call_async(request)
         assert wait_until(future.done, 5)
         assert future.result().results[0].successful
-        assert node.events.patterns == ('door|person',)
+        assert node.service.events.patterns == ('door|person',)

@@ -24,19 +24,19 @@ def test_caption_image_is_drawn_only_for_subscribers(ros_context,
         assert wait_until(lambda: pub.get_subscription_count() == 1, 5)
         for _ in range(5):                      # nobody looks: no drawing
             assert feed(pub, source, lambda: node.worker.captions)
-        assert node.overlay.rendered == 0
+        assert node.service.overlay.rendered == 0
         images, jpegs = [], []
         driver.create_subscription(Image, '/caption_image', images.append,
                                    RELIABLE)
         driver.create_subscription(CompressedImage,
                                    '/caption_image/compressed',
                                    jpegs.append, RELIABLE)
-        publishers = node.publishers_by_topic['image_raw']
+        publishers = node.outputs['image_raw']
         assert wait_until(lambda: publishers['image'].get_subscription_count()
                           and publishers['image_compressed']
                           .get_subscription_count(), 5)
         assert feed(pub, source, lambda: len(images) and len(jpegs))
-    assert node.overlay.rendered >= 1
+    assert node.service.overlay.rendered >= 1
     out = images[-1]
     assert out.header == source.header
     assert (out.width, out.height, out.encoding) == (64, 48, 'rgb8')

@@ -94,7 +94,7 @@ def test_a_failed_inference_is_logged_and_the_next_frame_captioned(
             failures.append(1)
             raise RuntimeError('CUDA out of memory (injected)')
 
-    hook = captioner.backend.engine.model.vision_model.register_forward_pre_hook(
+    hook = captioner.backend.model.model.vision_model.register_forward_pre_hook(
         fail_once)
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(Image, '/image_raw', RELIABLE)

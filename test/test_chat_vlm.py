@@ -17,9 +17,9 @@ from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.chat_vlm import chat_inputs
 from camera_caption.engine.local_backend import LocalBackend
 from camera_caption.engine.model_loading import load_caption_model
-from camera_caption.tools.tiny_chat_vlm import build_tiny_chat_vlm
 import numpy as np
 import pytest
+from tiny_chat_vlm import build_tiny_chat_vlm
 import torch
 
 pytestmark = pytest.mark.unit

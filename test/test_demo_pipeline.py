@@ -31,7 +31,7 @@ def captioner(context, model, **extra):
     values = {'model': model, 'device': 'cpu', 'rate_hz': 20.0,
               'max_new_tokens': 12, 'reliability': 'reliable'}
     values.update(extra)
-    return CaptionerNode(context=context, parameter_overrides=params(**values))
+    return CaptionerNode(context=context, parameter_overrides=params(**values)).autostart()
 
 
 def image_msg(scene, encoding='rgb8', width=320, height=240):

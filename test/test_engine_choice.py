@@ -35,7 +35,7 @@ def captioner(context, model, **extra):
               'enable': False}
     values.update(extra)
     return CaptionerNode(context=context,
-                         parameter_overrides=params(**values))
+                         parameter_overrides=params(**values)).autostart()
 
 
 def test_auto_fallback_shows_in_diagnostics(ros_context, beam_model_dir):

@@ -1,10 +1,10 @@
 """The fast path's greedy tokens equal HF generate()'s, exactly (CPU, fp32)."""
 
+from camera_caption.engine.fast_blip2 import FastBlip2Opt
 from camera_caption.engine.fast_blip2_captioner import (FastBlip2Captioner,
                                                         FastPathUnavailable)
-from camera_caption.engine.model_loading import load_caption_model
-from camera_caption.engine.fast_blip2 import FastBlip2Opt
 from camera_caption.engine.fast_path_policy import fast_path_reason
+from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.engine.preprocess import FramePreprocessor
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2
 import numpy as np

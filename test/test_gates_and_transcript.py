@@ -5,8 +5,8 @@ import json
 from camera_caption.pipeline.caption_gates import (CaptionDeduper,
                                                    SceneChangeGate)
 from camera_caption.pipeline.caption_stats import Stat
-from camera_caption.utilities.rate_window import RateWindow
 from camera_caption.pipeline.transcript import TranscriptWriter
+from camera_caption.utilities.rate_window import RateWindow
 import numpy as np
 import pytest
 

@@ -5,9 +5,9 @@ import threading
 import time
 
 from camera_caption.frames.latest_frame import Frame, LatestFrames
-from camera_caption.utilities.throttles import Throttle
 from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.settings import CaptionSettings
+from camera_caption.utilities.throttles import Throttle
 import numpy as np
 import pytest
 

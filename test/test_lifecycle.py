@@ -41,7 +41,7 @@ class Lifecycle:
 
 def test_autostart_brings_the_captioner_to_active(ros_context, tiny_backend):
     node = CaptionerNode(backend=tiny_backend, context=ros_context,
-                         parameter_overrides=params(model='tiny'))
+                         parameter_overrides=params(model='tiny')).autostart()
     client = rclpy.create_node('lifecycle_client', context=ros_context)
     with spinning(ros_context, node, client):
         assert Lifecycle(client, '/captioner').state() == 'active'
@@ -50,7 +50,7 @@ def test_autostart_brings_the_captioner_to_active(ros_context, tiny_backend):
 def test_configure_activate_deactivate_cleanup(ros_context, tiny_model_dir):
     node = CaptionerNode(context=ros_context, parameter_overrides=params(
         model=tiny_model_dir, device='cpu', autostart=False, rate_hz=20.0,
-        max_new_tokens=3))
+        max_new_tokens=3)).autostart()
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(Image, '/image_raw', RELIABLE)
     captions = CaptionListener(driver)
@@ -83,13 +83,13 @@ def test_configure_activate_deactivate_cleanup(ros_context, tiny_model_dir):
         assert lifecycle.transition(Transition.TRANSITION_CLEANUP)
         assert lifecycle.state() == 'unconfigured'
         assert node.backend is None                  # unloaded
-        assert node.publishers_by_topic == {}
+        assert node.outputs == {}
 
 
 def test_a_failed_configure_stays_unconfigured_with_one_line(
         ros_context, tmp_path, capfd):
     node = CaptionerNode(context=ros_context, parameter_overrides=params(
-        model=str(tmp_path / 'no_model'), device='cpu', autostart=False))
+        model=str(tmp_path / 'no_model'), device='cpu', autostart=False)).autostart()
     client = rclpy.create_node('lifecycle_client', context=ros_context)
     with spinning(ros_context, node, client):
         lifecycle = Lifecycle(client, '/captioner')

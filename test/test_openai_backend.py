@@ -292,7 +292,7 @@ def test_tls_with_a_custom_ca(tmp_path):
 def test_frames_are_resized_and_jpeg_encoded():
     import base64
     import cv2
-    from camera_caption.engine.openai_backend import encode_frame
+    from camera_caption.engine.openai_protocol import encode_frame
     image = np.zeros((480, 640, 3), np.uint8)
     image[:, :, 0] = 255                           # red, as RGB
     url = encode_frame(image, 320, 90)

@@ -39,7 +39,7 @@ def remote_captioner(context, endpoint, **changes):
               'api_key_env': 'CAMCAP_E2E_KEY'}
     values.update(changes)
     return CaptionerNode(context=context,
-                         parameter_overrides=params(**values))
+                         parameter_overrides=params(**values)).autostart()
 
 
 @pytest.fixture

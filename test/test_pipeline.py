@@ -20,7 +20,7 @@ def test_camera_to_caption_at_the_throttled_rate(ros_context,
     camera = CameraNode(context=ros_context, parameter_overrides=params(
         source='test_pattern', width=320, height=240, fps=30.0))
     captioner = CaptionerNode(context=ros_context, parameter_overrides=params(
-        model=tiny_model_dir, device='cpu', rate_hz=2.0, max_new_tokens=6))
+        model=tiny_model_dir, device='cpu', rate_hz=2.0, max_new_tokens=6)).autostart()
     logger = CaptionLoggerNode(context=ros_context)
     probe = rclpy.create_node('probe', context=ros_context)
     captions = CaptionListener(probe)
@@ -66,7 +66,7 @@ def test_own_driver_reliable_topic_and_bad_frames(ros_context,
         cli_args=['--ros-args', '-r', 'image_raw:=/cam/color/image_raw'],
         parameter_overrides=params(model=tiny_model_dir, device='cpu',
                                    rate_hz=20.0, reliability='reliable',
-                                   max_new_tokens=4))
+                                   max_new_tokens=4)).autostart()
     driver = rclpy.create_node('driver', context=ros_context)
     pub = driver.create_publisher(
         Image, '/cam/color/image_raw',

@@ -1,7 +1,7 @@
 """reliability: auto follows the publishers; the starvation WARN names QoS."""
 
 from camera_caption.contract.parameters import CAPTIONER_PARAMETERS, find
-from camera_caption.nodes.ros_parameters import image_qos, offered_reliability
+from camera_caption.nodes.ros_qos import image_qos, offered_reliability
 from camera_caption.pipeline.qos_choice import (choose_reliability,
                                                 describe_offered,
                                                 ReliabilityChooser,
@@ -116,16 +116,16 @@ def test_auto_subscription_follows_publishers_as_they_come_and_go(
     from sensor_msgs.msg import Image
 
     node = CaptionerNode(context=ros_context, parameter_overrides=params(
-        model=tiny_model_dir, device='cpu', rate_hz=10.0, max_new_tokens=3))
+        model=tiny_model_dir, device='cpu', rate_hz=10.0, max_new_tokens=3)).autostart()
     driver = rclpy.create_node('driver', context=ros_context)
     captions = CaptionListener(driver)
 
     def subscribed():
-        sub = node.subscriptions_by_topic['image_raw']
+        sub = node.images.subscriptions['image_raw']
         policy = sub.qos_profile.reliability
         assert (policy == ReliabilityPolicy.RELIABLE) == (
-            node.reliability_by_topic['image_raw'] == 'reliable')
-        return node.reliability_by_topic['image_raw']
+            node.images.reliability['image_raw'] == 'reliable')
+        return node.images.reliability['image_raw']
 
     assert node.params['reliability'] == 'auto'
     assert subscribed() == 'best_effort'          # no publisher yet
@@ -144,7 +144,7 @@ def test_auto_subscription_follows_publishers_as_they_come_and_go(
         other = driver.create_publisher(Image, 'image_raw',
                                         image_qos('best_effort'))
         assert wait_until(lambda: subscribed() == 'best_effort', 10)
-        assert node.choosers['image_raw'].offered.count('reliable') == 1
+        assert node.images.choosers['image_raw'].offered.count('reliable') == 1
         driver.destroy_publisher(other)
         assert wait_until(lambda: subscribed() == 'reliable', 10)
 
@@ -159,7 +159,7 @@ def test_diagnostics_warn_names_qos_when_best_effort_starves(
 
     node = CaptionerNode(context=ros_context, parameter_overrides=params(
         model=tiny_model_dir, device='cpu', rate_hz=10.0, max_new_tokens=3,
-        reliability='best_effort'))
+        reliability='best_effort')).autostart()
     driver = rclpy.create_node('driver', context=ros_context)
     statuses = []
     driver.create_subscription(

@@ -137,7 +137,7 @@ def test_overflow_is_refused_and_logged_the_rest_answered_in_order(
     ask = user.create_publisher(String, '/question', 10)
     infos = CaptionListener(user, '/answer_info')
     warnings = []
-    node._warn = lambda key, message: warnings.append((key, message))
+    node.service.warn = lambda key, message: warnings.append((key, message))
     with spinning(ros_context, node, user):
         assert wait_until(lambda: cam.get_subscription_count() == 1
                           and ask.get_subscription_count() == 1, 5)
@@ -146,9 +146,10 @@ def test_overflow_is_refused_and_logged_the_rest_answered_in_order(
         assert wait_until(lambda: node.worker.paused, 5)
         for text in ('first?', 'second?', 'third?', ''):
             ask.publish(String(data=text))
-        assert wait_until(lambda: node.questions.asked == 3
+        assert wait_until(lambda: node.service.questions.asked == 3
                           and len(warnings) == 2, 5)
-        assert len(node.questions) == 2 and node.questions.dropped == 1
+        questions = node.service.questions
+        assert len(questions) == 2 and questions.dropped == 1
         assert not infos.items                    # paused: no inference
         node.set_parameters([Parameter('enable', value=True)])
         assert infos.wait_for(2, 10)

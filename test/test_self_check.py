@@ -2,7 +2,8 @@
 
 from camera_caption.engine.blip2_captioner import Blip2Captioner
 from camera_caption.engine.caption_model import CHECK_PROMPT
-from camera_caption.engine.fast_blip2 import CudaGraphs, FastBlip2Opt
+from camera_caption.engine.cuda_graphs import CudaGraphs
+from camera_caption.engine.fast_blip2 import FastBlip2Opt
 from camera_caption.engine.fast_blip2_captioner import (FastBlip2Captioner,
                                                         FastPathUnavailable)
 from camera_caption.engine.model_loading import load_caption_model

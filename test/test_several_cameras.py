@@ -38,7 +38,7 @@ def test_two_cameras_are_captioned_in_one_batch(ros_context,
     captioner = CaptionerNode(context=ros_context, parameter_overrides=params(
         model=tiny_model_dir, device='cpu', rate_hz=5.0, max_new_tokens=4,
         reliability='reliable',
-        image_topics='/cam1/image_raw,/cam2/image_raw'))
+        image_topics='/cam1/image_raw,/cam2/image_raw')).autostart()
     assert captioner.backend.stats()['engine'] == 'fast'
     assert captioner.backend.model.decoder.max_batch == 2
     driver = rclpy.create_node('driver', context=ros_context)

@@ -17,7 +17,7 @@ use.  A batch or prompt that does not fit the cache goes through
 import time
 
 from camera_caption.engine.blip2_captioner import Blip2Captioner
-from camera_caption.engine.caption_model import (CHECK_PROMPT, check_frames,
+from camera_caption.engine.caption_model import (check_frames, CHECK_PROMPT,
                                                  is_clip, strip_prompt_text,
                                                  strip_prompt_tokens)
 from camera_caption.utilities.gpu_memory import releasing_memory_on_oom

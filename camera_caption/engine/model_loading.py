@@ -92,8 +92,9 @@ def _load_hint(model):
             'local directory that holds the saved model.')
 
 
-def load_caption_model(model_id, device='auto', dtype='auto', max_new_tokens=20,
-         cpu_threads=0, trust_remote_code=False):
+def load_caption_model(model_id, device='auto', dtype='auto',
+                       max_new_tokens=20, cpu_threads=0,
+                       trust_remote_code=False):
     """
     Load processor and model with ``from_pretrained``: the family's class.
 

@@ -26,7 +26,6 @@ class Frame:
     header: object = None      # the message header, for outputs echoing it
 
 
-
 class LatestFrames:
     """
     One newest-frame slot per source (camera topic), one shared wake-up.

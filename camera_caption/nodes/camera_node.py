@@ -28,7 +28,8 @@ from camera_caption.frames.frame_sources import (classify, FrameError,
 from camera_caption.frames.image_conversion import bgr_to_encoding
 from camera_caption.nodes.node_runner import exit_now, run_node
 from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
-from camera_caption.nodes.ros_parameters import declare_parameters, image_qos
+from camera_caption.nodes.ros_parameters import declare_parameters
+from camera_caption.nodes.ros_qos import image_qos
 from camera_caption.utilities.jpeg import encode_jpeg
 from camera_caption.utilities.rate_window import RateWindow
 from camera_caption.utilities.throttles import LogThrottle
@@ -166,7 +167,6 @@ class CameraNode(Node):
         self._warn((what, type(exc).__name__),
                    f'frame skipped, {what} failed: {type(exc).__name__}: '
                    f'{exc}')
-
 
     def publish_frame(self, frame_bgr):
         """Publish one BGR frame, stamped now."""

@@ -2,8 +2,6 @@
 
 from camera_caption.contract.parameters import find, ParameterError
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,
-                       ReliabilityPolicy)
 
 
 def declare_parameters(node, specs):
@@ -45,18 +43,3 @@ def watch_parameters(node, specs, values, on_change=None):
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(callback)
-
-
-def image_qos(reliability):
-    """Depth-1, keep-last QoS with the given reliability for images."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=1,
-        reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
-                     else ReliabilityPolicy.BEST_EFFORT),
-        durability=DurabilityPolicy.VOLATILE)
-
-
-def offered_reliability(qos_profile):
-    """``reliable`` or ``best_effort``: what a publisher's QoS offers."""
-    return ('reliable' if qos_profile.reliability == ReliabilityPolicy.RELIABLE
-            else 'best_effort')

@@ -20,11 +20,11 @@ import threading
 import time
 
 from camera_caption.frames.latest_frame import LatestFrames
-from camera_caption.utilities.throttles import Throttle
 from camera_caption.pipeline.caption_gates import (CaptionDeduper,
                                                    SceneChangeGate)
 from camera_caption.pipeline.clip_ring import ClipRing, distinct_count
 from camera_caption.pipeline.question_queue import question_prompt
+from camera_caption.utilities.throttles import Throttle
 
 
 @dataclass
@@ -51,8 +51,10 @@ class AnswerResult:
 
 class CaptionWorker:
     """
-    Run ``caption_fn(images, prompt, max_new_tokens, system_prompt=)``
-    off-thread.
+    Run the captioning off the executor thread.
+
+    ``caption_fn(images, prompt, max_new_tokens, system_prompt=)`` makes
+    the captions.
 
     ``settings`` (a :class:`~camera_caption.pipeline.settings.
     CaptionSettings`) is replaced whole by :meth:`update` and read once per

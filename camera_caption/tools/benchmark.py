@@ -167,7 +167,7 @@ def _peak(device, fn):
 def run(args):
     """Measure every batch size; return a list of result dicts."""
     from camera_caption.engine.model_loading import (resolve_device,
-                                                      resolve_dtype)
+                                                     resolve_dtype)
     from camera_caption.engine.fast_blip2 import FastBlip2Opt
     from camera_caption.engine.fast_path_policy import fast_path_reason
     from camera_caption.engine.opt_weights import decoder_weight_bytes
@@ -258,7 +258,7 @@ def run(args):
 def run_clips(args):
     """Measure clip captions of every length and batch; result dicts."""
     from camera_caption.engine.model_loading import (resolve_device,
-                                                      resolve_dtype)
+                                                     resolve_dtype)
     from camera_caption.engine.fast_blip2 import FastBlip2Opt
     from camera_caption.engine.fast_path_policy import fast_path_reason
     device = torch.device(resolve_device(args.device))

@@ -27,7 +27,7 @@ def measure(width, height, fps, encoding, seconds, domain):
     from sensor_msgs.msg import Image
 
     from camera_caption.nodes.camera_node import CameraNode
-    from camera_caption.nodes.ros_parameters import image_qos
+    from camera_caption.nodes.ros_qos import image_qos
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)

@@ -124,8 +124,8 @@ def logit_margin(model_dir):
     """
     import torch
     from transformers import (AutoProcessor, Blip2ForConditionalGeneration)
-    from camera_caption.tools.demo_training import (_canonical_set,
-                                                    _Trainer, RECIPE)
+    from camera_caption.tools.demo_recipe import _canonical_set, RECIPE
+    from camera_caption.tools.demo_trainer import _Trainer
     processor = AutoProcessor.from_pretrained(model_dir)
     model = Blip2ForConditionalGeneration.from_pretrained(model_dir).eval()
     trainer = _Trainer(model, processor.tokenizer, processor.image_processor)

@@ -63,7 +63,7 @@ def receive(args):
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CompressedImage, Image
 
-    from camera_caption.nodes.ros_parameters import image_qos
+    from camera_caption.nodes.ros_qos import image_qos
 
     rclpy.init()
     node = rclpy.create_node('transport_probe')

@@ -1,6 +1,8 @@
 """
-The one JPEG encoder: camera ``image_raw/compressed``, ``caption_image``,
-frames sent to a serving engine.
+The one JPEG encoder of the package.
+
+It makes the camera's ``image_raw/compressed``, ``caption_image/compressed``
+and the frames sent to a serving engine.
 
 No ROS import.  OpenCV is imported on first use, so that importing this
 module costs nothing where no JPEG is ever made.

@@ -9,7 +9,7 @@ saved with ``save_pretrained`` so that it loads through
 model does.  It stands in for Qwen2-VL, SmolVLM, LLaVA-OneVision and the
 like in tests (their processors need torchvision in transformers 5).
 
-    python -m camera_caption.tools.tiny_chat_vlm /tmp/tiny-chat-vlm
+    python test/tiny_chat_vlm.py /tmp/tiny-chat-vlm
 """
 
 import argparse
