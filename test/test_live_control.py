@@ -83,11 +83,13 @@ def test_diagnostics_report_rates_latency_and_model(ros_context,
         cam = diag.values('/camera')
         status = diag.latest['/captioner']
     assert status.level == DiagnosticStatus.OK, status.message
-    assert 15 <= float(cam['frames_per_s']) <= 25, cam
+    # The nodes' own rates; lower bounds leave what a busy 2-core machine
+    # costs (the upper ones are the throttles' and the camera's promise).
+    assert 10 <= float(cam['frames_per_s']) <= 25, cam
     assert cam['size'] == '160x120' and cam['source'] == 'test_pattern'
     assert float(cam['publish_ms_mean']) > 0
-    assert 15 <= float(cap['frames_in_per_s']) <= 25, cap
-    assert 2.5 <= float(cap['captions_per_s']) <= 5.0, cap
+    assert 10 <= float(cap['frames_in_per_s']) <= 25, cap
+    assert 2.0 <= float(cap['captions_per_s']) <= 5.0, cap
     assert int(cap['frames_dropped_by_throttle']) >= 8, cap
     assert 0 < float(cap['latency_mean_s']) < 1.0
     assert 0 < float(cap['inference_mean_s']) < float(cap['latency_mean_s'])

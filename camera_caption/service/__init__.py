@@ -1,0 +1,1 @@
+"""The ROS-free caption service under the captioner node (no ROS import)."""

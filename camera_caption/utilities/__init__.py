@@ -1,0 +1,1 @@
+"""Small utilities: throttles, rate windows, JPEG, the OOM handler (no ROS)."""
