@@ -50,7 +50,7 @@ def imports_of(path):
 
 
 def layer(module):
-    """Return the layer (folder) a module belongs to."""
+    """Return the folder that a module belongs to, its layer."""
     part = module.split('.')[1] if '.' in module else ''
     return part if part in RANK else None
 

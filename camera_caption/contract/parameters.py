@@ -170,6 +170,10 @@ CAPTIONER_PARAMETERS = (
           'caption.', live=True),
     Param('max_new_tokens', 20, 'Longest caption, in tokens.', minimum=1,
           maximum=512, live=True),
+    Param('max_caption_chars', 2000, 'Longest caption or answer published '
+          'or logged, in characters; a longer one is cut, ending in an '
+          'ellipsis. Control characters and escape sequences are always '
+          'removed.', minimum=16, maximum=100000, live=True),
     PositiveParam('rate_hz', 1.0, 'Most captions per second; frames in '
                   'between are dropped, the newest is captioned.',
                   maximum=1000.0, live=True),

@@ -20,6 +20,10 @@ def compile_patterns(patterns):
     """Compile ``patterns`` (case-insensitive); raise ValueError naming one."""
     compiled = []
     for pattern in patterns:
+        if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in pattern):
+            raise ValueError(
+                f'pattern {pattern!r} contains a control character (write '
+                r'\x1b, \n ... as a regular expression escape)')
         try:
             compiled.append(re.compile(pattern, re.IGNORECASE))
         except re.error as exc:

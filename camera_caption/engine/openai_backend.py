@@ -36,9 +36,11 @@ from camera_caption.engine.backend import CaptionBackend
 from camera_caption.engine.openai_protocol import (BadResponse, BODY_QUOTE,
                                                    caption_of, chat_request,
                                                    Connection, encode_frame,
+                                                   MAX_MODELS_BYTES,
                                                    parse_endpoint,
                                                    RequestFailed,
                                                    status_line)
+from camera_caption.utilities.safe_text import safe_text
 from camera_caption.utilities.throttles import LogThrottle
 
 RETRY_INITIAL_S = 0.5
@@ -109,6 +111,7 @@ class OpenAIBackend(CaptionBackend):
         headers = {'Content-Type': 'application/json',
                    'Accept': 'application/json'}
         key_env = params['api_key_env'].strip()
+        key = ''
         if key_env:
             key = os.environ.get(key_env, '')
             if not key:
@@ -129,7 +132,8 @@ class OpenAIBackend(CaptionBackend):
         timeout = params['request_timeout_s']
 
         def connect():
-            return Connection(scheme, host, port, timeout, context, headers)
+            return Connection(scheme, host, port, timeout, context, headers,
+                              secrets=(key,))
 
         model = cls._check_model(endpoint, base, connect(), params, log)
         backend = cls(endpoint, model, connect, params['max_in_flight'],
@@ -145,7 +149,8 @@ class OpenAIBackend(CaptionBackend):
     def _check_model(endpoint, base, conn, params, log):
         """Ask ``/models`` which models are served; return the one to use."""
         try:
-            status, body = conn.request('GET', base + '/models')
+            status, body, _ = conn.request('GET', base + '/models',
+                                           limit=MAX_MODELS_BYTES)
         except RequestFailed as exc:
             hint = " (is 'ca_file' set to the server's CA?)" \
                 if exc.kind == 'tls' else ''
@@ -160,12 +165,13 @@ class OpenAIBackend(CaptionBackend):
                     'endpoint': endpoint,
                     'api_key_env': params['api_key_env']}))
         try:
-            served = [m['id'] for m in json.loads(body)['data']]
+            served = [safe_text(m['id'], 200)
+                      for m in json.loads(body)['data']]
         except (ValueError, KeyError, TypeError):
             raise ModelLoadError(
                 f"parameter 'endpoint' = {endpoint!r}: {endpoint}/models "
-                f'did not answer a model list: {body[:BODY_QUOTE]!r}') \
-                from None
+                f'did not answer a model list: '
+                f'{safe_text(body, BODY_QUOTE)!r}') from None
         wanted = params['remote_model'].strip()
         if not wanted:
             if len(served) != 1:
@@ -234,27 +240,34 @@ class OpenAIBackend(CaptionBackend):
                 job.done.set()
 
     def _post(self, conn, body):
-        status, text = conn.request('POST', self._base_path
-                                    + '/chat/completions', body)
+        status, text, retry_after = conn.request(
+            'POST', self._base_path + '/chat/completions', body)
         if status // 100 != 2:
             raise RequestFailed(f'http {status}', status_line(
                 status, text, self.endpoint + '/chat/completions',
                 {'remote_model': self.model,
                  'image_max_side': self.image_max_side,
-                 'jpeg_quality': self.jpeg_quality}))
+                 'jpeg_quality': self.jpeg_quality}), retry_after)
         return caption_of(text)
 
     def _account(self, jobs):
         """Count the answers; enter or leave the outage state."""
+        if self._closed.is_set():
+            return                  # shutting down: nothing to report
         failures = [j.error for j in jobs if isinstance(j.error,
                                                         RequestFailed)]
         bad = [j.error for j in jobs if isinstance(j.error, BadResponse)]
-        answered = len(jobs) - len(failures)
+        answered = len(jobs) - len(failures) - len(bad)
+        if not answered and not failures and bad:
+            # Only malformed answers: the server is not captioning either.
+            failures = [RequestFailed('bad answer', str(bad[0]))]
+            bad = []
         now = time.monotonic()
         with self._lock:
-            self.requests_ok += len(jobs) - len(failures) - len(bad)
-            self.requests_failed += len(failures)
-            self.bad_responses += len(bad)
+            self.requests_ok += answered
+            self.requests_failed += len(jobs) - answered - len(bad)
+            self.bad_responses += sum(isinstance(j.error, BadResponse)
+                                      for j in jobs)
             was_down = self._down_since
             if answered:
                 self._down_since = None
@@ -267,7 +280,11 @@ class OpenAIBackend(CaptionBackend):
                     self._down_since = now
                     self.outages += 1
                 self._down_kind, self._down_reason = first.kind, str(first)
-                self._next_try = now + self._retry_delay
+                wait = self._retry_delay
+                if first.retry_after is not None:   # as the server asks
+                    wait = max(wait, min(first.retry_after,
+                                         self.retry_max_s))
+                self._next_try = now + wait
                 self._retry_delay = min(self._retry_delay * 2,
                                         self.retry_max_s)
         if answered and was_down is not None:

@@ -3,10 +3,11 @@ caption_logger node: log every caption, optionally keep a transcript.
 
 Logs each ``std_msgs/String`` on ``caption``, and every ``caption_event``
 (a watched word appeared) as a warning that stands out.  With
-``transcript_path``
-set it also writes every caption of ``caption_info`` (the captioner's JSON
-with the image stamp) to a JSON Lines, SubRip or WebVTT file, flushed per
-caption.
+``transcript_path`` set it also writes every caption of ``caption_info``
+(the captioner's JSON with the image stamp) to a JSON Lines, SubRip or
+WebVTT file, flushed per caption.  Whoever publishes, what it logs and
+writes is one line without control characters or escape sequences, at
+most :data:`LINE_CHARS` characters.
 """
 
 import json
@@ -15,8 +16,12 @@ from camera_caption.contract.parameters import CAPTION_LOGGER_PARAMETERS
 from camera_caption.nodes.node_runner import exit_now, run_node
 from camera_caption.nodes.ros_parameters import declare_parameters
 from camera_caption.pipeline.transcript import TranscriptWriter
+from camera_caption.utilities.safe_text import safe_text
 from rclpy.node import Node
 from std_msgs.msg import String
+
+# Longest caption logged or written, in characters (a longer one is cut).
+LINE_CHARS = 4096
 
 
 class CaptionLoggerNode(Node):
@@ -50,17 +55,18 @@ class CaptionLoggerNode(Node):
 
     def _on_caption(self, msg):
         self.count += 1
-        self.get_logger().info(f'caption: {msg.data}')
+        self.get_logger().info(f'caption: {safe_text(msg.data, LINE_CHARS)}')
 
     def _on_event(self, msg):
         try:
             event = json.loads(msg.data)
-            line = (f'*** EVENT {event["pattern"]!r} on {event["camera"]}: '
-                    f'{event["caption"]} ***')
+            line = safe_text(
+                f'*** EVENT {str(event["pattern"])!r} on {event["camera"]}: '
+                f'{event["caption"]} ***', LINE_CHARS)
         except (ValueError, KeyError, TypeError) as exc:
             self.get_logger().warning(
-                f'caption_event not understood ({exc}): {msg.data[:80]!r}',
-                throttle_duration_sec=5.0)
+                f'caption_event not understood ({exc}): '
+                f'{safe_text(msg.data, 80)!r}', throttle_duration_sec=5.0)
             return
         self.event_count += 1
         self.get_logger().warning(line)
@@ -72,12 +78,13 @@ class CaptionLoggerNode(Node):
             if 'clip_first_stamp' in info:
                 clip = (float(info['clip_first_stamp']),
                         float(info['clip_last_stamp']))
-            self.transcript.write(float(info['stamp']), str(info['caption']),
-                                  str(info.get('image_topic', '')), clip)
+            self.transcript.write(
+                float(info['stamp']), safe_text(info['caption'], LINE_CHARS),
+                safe_text(info.get('image_topic', ''), 256), clip)
         except (ValueError, KeyError, TypeError) as exc:
             self.get_logger().warning(
-                f'caption_info not understood ({exc}): {msg.data[:80]!r}',
-                throttle_duration_sec=5.0)
+                f'caption_info not understood ({exc}): '
+                f'{safe_text(msg.data, 80)!r}', throttle_duration_sec=5.0)
 
     def destroy_node(self):
         """Close the transcript."""

@@ -19,6 +19,9 @@ times a second, the question queue, the watch patterns, the figures for
 * :meth:`report`: the diagnostics status; :meth:`draw`: the overlay.
 
 Bad input is one rate-limited warning that names the field and value.
+Every caption and answer, from any backend, is made safe before it goes
+out (:func:`~camera_caption.utilities.safe_text.safe_text`): no control
+characters or escape sequences, one line, at most ``max_caption_chars``.
 """
 
 import time
@@ -32,7 +35,11 @@ from camera_caption.pipeline.caption_worker import CaptionWorker
 from camera_caption.pipeline.question_queue import QuestionQueue
 from camera_caption.pipeline.settings import CaptionSettings
 from camera_caption.service.results import AnswerOut, CaptionOut
+from camera_caption.utilities.safe_text import safe_text
 from camera_caption.utilities.throttles import LogThrottle
+
+# Longest question taken, in characters (longer ones are cut).
+QUESTION_CHARS = 1000
 
 
 class CaptionService:
@@ -130,7 +137,7 @@ class CaptionService:
 
     def ask(self, text):
         """Queue a question about the live view (refused ones are said)."""
-        question = text.strip()
+        question = safe_text(text, QUESTION_CHARS)
         if not question:
             self.warn('question', f"question ignored: field 'data' = "
                       f'{text!r} is empty')
@@ -153,26 +160,29 @@ class CaptionService:
 
     # -- out -------------------------------------------------------------
 
+    def _safe(self, text):
+        return safe_text(text, self.params['max_caption_chars'])
+
     def _captioned(self, result):
         frame = result.frame
         latency = self.clock() - frame.stamp    # from the image's stamp
         self.figures.caption_out(latency, result.inference_seconds)
         camera = self._camera_name(frame.topic)
+        text = self._safe(result.text)
         out = CaptionOut(
-            frame.topic, camera, result.text, frame,
-            result.inference_seconds, latency, result.clip_first,
-            result.clip_last, result.clip_frames,
-            self.events.match(frame.topic, result.text, time.monotonic()))
+            frame.topic, camera, text, frame, result.inference_seconds,
+            latency, result.clip_first, result.clip_last, result.clip_frames,
+            self.events.match(frame.topic, text, time.monotonic()))
         for pattern in out.events:
-            self.log.info(f'caption_event {pattern!r} on {camera}: '
-                          f'{result.text}')
+            self.log.info(f'caption_event {pattern!r} on {camera}: {text}')
         self._on_caption(out)
 
     def _answered(self, result):
         frame, question = result.frame, result.question
         self._on_answer(AnswerOut(
             frame.topic, self._camera_name(frame.topic), question.text,
-            question.number, result.text, frame, result.inference_seconds,
+            question.number, self._safe(result.text), frame,
+            result.inference_seconds,
             time.monotonic() - question.received))
 
     def _failed(self, batch, exc):
