@@ -93,3 +93,17 @@ def test_missing_or_bad_sources_name_themselves(tmp_path):
         open_source(str(tmp_path / 'empty'))
     with pytest.raises(SourceError, match='/dev/video99'):
         open_source('/dev/video99')
+
+
+def test_a_folder_image_that_decodes_too_large_is_skipped(tmp_path):
+    import io
+    from PIL import Image
+    from camera_caption.frames.frame_sources import FrameError
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((20, 30, 3), np.uint8))
+    bomb = io.BytesIO()
+    Image.new('L', (20000, 20000)).save(bomb, 'PNG')   # 0.4 MB, 400 MP
+    (tmp_path / 'b.png').write_bytes(bomb.getvalue())
+    source = ImageFolderSource(str(tmp_path), loop=False)
+    assert source.read().shape == (20, 30, 3)
+    with pytest.raises(FrameError, match='b.png.*more than 67108864 pixels'):
+        source.read()

@@ -154,3 +154,22 @@ def test_camera_side_encoding_from_bgr():
     np.testing.assert_array_equal(bgr_to_encoding(bgr, 'bgr8'), bgr)
     with pytest.raises(ImageConversionError, match="'encoding'='mono8'"):
         bgr_to_encoding(bgr, 'mono8')
+
+
+def _png(width, height):
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.new('L', (width, height)).save(out, 'PNG')
+    return out.getvalue()
+
+
+@pytest.mark.parametrize('width,height', [(9000, 8000), (20000, 20000)])
+def test_a_compressed_image_that_decodes_too_large_is_refused_undecoded(
+        width, height):
+    data = _png(width, height)           # well under a megabyte each
+    assert len(data) < 2**20
+    with pytest.raises(ImageConversionError, match='more than 67108864 '
+                       'pixels') as error:
+        compressed_to_rgb('png', data)
+    assert error.value.field == 'data'

@@ -184,8 +184,7 @@ CHAT = '/v1/chat/completions'
         {'message': {'role': 'assistant', 'content': '  '}}]})),
      'empty caption'),
 ])
-def test_malformed_or_empty_answers_are_counted_and_an_outage(answer,
-                                                               counted):
+def test_malformed_or_empty_answers_are_an_outage(answer, counted):
     log = ListLog()
     with RawServer({'/v1/models': models_answer('m'), CHAT: answer}) as raw:
         backend = open_backend(f'http://127.0.0.1:{raw.port}/v1', log)

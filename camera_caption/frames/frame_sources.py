@@ -15,6 +15,8 @@ import threading
 
 from camera_caption.contract.errors import SourceError
 from camera_caption.frames import scenes
+from camera_caption.frames.image_conversion import (check_encoded_size,
+                                                    ImageConversionError)
 
 try:
     import cv2
@@ -22,6 +24,8 @@ except ImportError:  # pragma: no cover - opencv is a declared dependency
     cv2 = None
 
 TEST_PATTERN = 'test_pattern'
+# Largest image file of a folder source read, in bytes.
+MAX_IMAGE_BYTES = 256 * 2**20
 
 
 class FrameError(RuntimeError):
@@ -355,6 +359,16 @@ class ImageFolderSource(FrameSource):
         self.height, self.width = first.shape[:2]
 
     def _load(self, path, error=SourceError):
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_IMAGE_BYTES:
+                raise error(f"image '{path}' is {size} bytes, more than "
+                            f'{MAX_IMAGE_BYTES} read')
+            check_encoded_size(path, 'file', path)
+        except ImageConversionError as exc:
+            raise error(f"image '{path}' {exc.reason}") from None
+        except OSError as exc:
+            raise error(f"image '{path}' cannot be read: {exc}") from None
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise error(f"image '{path}' could not be decoded")

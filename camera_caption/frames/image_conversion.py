@@ -10,6 +10,8 @@ Every rejected input raises :class:`ImageConversionError`, which names the
 offending field and value.
 """
 
+import io
+
 from camera_caption.contract.parameters import CAMERA_ENCODINGS
 import numpy as np
 
@@ -189,11 +191,37 @@ def _depth_to_rgb(depth):
     return np.repeat(grey[..., None], 3, axis=2)
 
 
+def check_encoded_size(source, field, value):
+    """
+    Refuse an encoded image that decodes to more than MAX_PIXELS.
+
+    ``source`` is a path or the bytes.  Only the header is read, so that a
+    small file that would decode to gigabytes (a decompression bomb) is
+    refused before it is decoded; a format Pillow does not know is left to
+    OpenCV.  Raises :class:`ImageConversionError` naming ``field``.
+    """
+    from PIL import Image
+    try:
+        with Image.open(source if isinstance(source, str)
+                        else io.BytesIO(source)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise ImageConversionError(field, value, f'decodes to more than '
+                                   f'{MAX_PIXELS} pixels') from None
+    except (OSError, ValueError, SyntaxError):
+        return
+    if width * height > MAX_PIXELS:
+        raise ImageConversionError(
+            field, value, f'decodes to {width}x{height}, more than '
+            f'{MAX_PIXELS} pixels')
+
+
 def compressed_to_rgb(fmt, data):
     """Decode a sensor_msgs/CompressedImage payload (JPEG/PNG) to RGB."""
     buf = _buffer(data)
     if buf.size == 0:
         raise ImageConversionError('data', '0 bytes', 'empty compressed image')
+    check_encoded_size(buf.tobytes(), 'data', f'{buf.size} bytes')
     image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if image is None:
         raise ImageConversionError(
