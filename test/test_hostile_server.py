@@ -272,3 +272,33 @@ class _Reader:
 
     def text(self):
         return b''.join(self.lines).decode('utf-8', 'replace')
+
+
+@pytest.mark.parametrize('stop', ['cancel', 'close'])
+def test_stopping_during_a_request_reports_nothing_false(stop):
+    """Deactivate (cancel) or shutdown (close) while a request hangs."""
+    import threading
+    with HostileServer() as server:
+        log = ListLog()
+        backend = open_backend(server, log, request_timeout_s=5.0)
+        try:
+            assert caption_until(backend) == CAPTION
+            server.mode = 'drip'
+            posts = server.posts
+            result = []
+            worker = threading.Thread(target=lambda: result.append(
+                backend.caption([FRAME], '', 5)))
+            worker.start()
+            assert wait_until(lambda: server.posts > posts, 5)
+            getattr(backend, stop)()
+            worker.join(2)
+            assert result == [[None]]
+            if stop == 'cancel':            # activated again: it captions
+                server.mode = 'ok'
+                assert caption_until(backend) == CAPTION
+            stats = backend.stats()
+        finally:
+            backend.close()
+    assert stats['outages'] == 0 and stats['requests_failed'] == 0, (
+        stats, log.lines)
+    assert not log.matching('warning', ''), log.lines

@@ -213,6 +213,8 @@ class OpenAIBackend(CaptionBackend):
             while not job.done.wait(0.05):
                 if self._closed.is_set() or generation != self._generation:
                     return [None] * len(frames)     # stopped: not counted
+        if self._closed.is_set() or generation != self._generation:
+            return [None] * len(frames)  # failed because it was stopped
         self._account(jobs)
         return [job.text for job in jobs]
 
