@@ -12,7 +12,7 @@ def test_benchmark_on_random_tiny_weights(tmp_path, capsys):
     out = tmp_path / 'bench.json'
     assert benchmark.main(['--random-weights', 'tiny', '--device', 'cpu',
                            '--batch', '1', '3', '--new-tokens', '6',
-                           '--repeats', '1', '--json', str(out)]) == 0
+                           '--repeats', '3', '--json', str(out)]) == 0
     results = json.loads(out.read_text())
     assert [r['batch'] for r in results] == [1, 3]
     for r in results:
@@ -21,8 +21,23 @@ def test_benchmark_on_random_tiny_weights(tmp_path, capsys):
         assert r['new_tokens'] == 6 and r['cuda_graph'] is False
         assert r['engine'] == 'fast' and r['decoder_weight_bytes'] > 0
         assert r['fast_encode_ms'] > 0
+        # Interleaved runs: medians with their spread, and the floor.
+        assert r['interleaved'] and r['repeats'] == 3
+        for name in ('hf_ms_per_caption', 'fast_ms_per_caption'):
+            low, high = r[name + '_min_max']
+            assert low <= r[name] <= high
+        assert r['speedup_median'] == pytest.approx(
+            r['hf_ms_per_caption'] / r['fast_ms_per_caption'])
+        low, high = r['fast_ms_per_token_step_min_max']
+        assert low <= r['fast_ms_per_token_step_median'] <= high
+        assert r['bandwidth_gb_s'] > 0.1
+        assert r['floor_ms_per_token_step'] == pytest.approx(
+            r['decoder_weight_bytes'] / r['bandwidth_gb_s'] / 1e6)
+        assert r['fast_step_pct_of_floor'] == pytest.approx(
+            100 * r['fast_ms_per_token_step'] / r['floor_ms_per_token_step'])
     table = capsys.readouterr().out
     assert 'speed-up' in table and 'tiny (random weights) on cpu' in table
+    assert 'medians of 3 interleaved runs' in table and 'of the floor' in table
 
 
 @pytest.mark.parametrize('dtype', ['float32', 'float16'])

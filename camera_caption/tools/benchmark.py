@@ -25,6 +25,12 @@ import json
 import sys
 import time
 
+from camera_caption.tools.benchmark_report import (agreement,
+                                                   print_clip_table,
+                                                   print_table)
+from camera_caption.tools.benchmark_timing import (interleaved, peak_mb,
+                                                   read_bandwidth, spread,
+                                                   sync)
 import torch
 
 # Known shapes (random weights): vision ViT-g/14, Q-Former, OPT decoder.
@@ -140,30 +146,6 @@ def keep_fp32_like_from_pretrained(model, dtype, version=None):
     return model
 
 
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device, repeats):
-    fn()                                    # warm-up
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        result = fn()
-    _sync(device)
-    return (time.perf_counter() - start) / repeats, result
-
-
-def _peak(device, fn):
-    if device.type != 'cuda':
-        fn()
-        return None
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    return torch.cuda.max_memory_allocated(device) / 2**20
-
-
 def run(args):
     """Measure every batch size; return a list of result dicts."""
     from camera_caption.engine.model_loading import (resolve_device,
@@ -195,10 +177,11 @@ def run(args):
         raise FastPathUnavailable(
             f'{type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
         ) from exc
-    _sync(device)
+    sync(device)
     startup_s = time.monotonic() - start
     pixel_dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
     weight_bytes = decoder_weight_bytes(model)
+    bandwidth = read_bandwidth(device)      # the floor, in this very run
     results = []
     for batch in args.batch:
         gen = torch.Generator(device='cpu').manual_seed(batch)
@@ -224,31 +207,47 @@ def run(args):
             with torch.inference_mode():
                 return fast.encode(pixels)
 
-        hf_s, hf_tokens = _timed(hf, device, args.repeats)
-        encode_s, _ = _timed(encode, device, args.repeats)
-        fast_s, fast_tokens = _timed(ours, device, args.repeats)
-        one_s, _ = _timed(lambda: ours(tokens=1), device, args.repeats)
-        per_token = (fast_s - one_s) / max(1, args.new_tokens - 1)
+        times, outs = interleaved(
+            {'hf': hf, 'fast': ours, 'encode': encode,
+             'prefill': lambda: ours(tokens=1)}, device, args.repeats)
+        hf_ms, fast_ms = spread(times['hf']), spread(times['fast'])
+        one_ms = spread(times['prefill'])
+        steps = max(1, args.new_tokens - 1)
+        per_step = [(f - o) / steps for f, o in zip(times['fast'],
+                                                    times['prefill'])]
+        step_ms = spread(per_step)
+        floor_ms = 1000 * weight_bytes / bandwidth
         results.append({
             'source': source, 'device': str(device),
             'gpu': torch.cuda.get_device_name(device)
             if device.type == 'cuda' else 'cpu',
             'dtype': str(dtype).replace('torch.', ''), 'batch': batch,
-            'new_tokens': args.new_tokens,
-            'hf_ms_per_caption': 1000 * hf_s / batch,
-            'hf_captions_per_s': batch / hf_s,
-            'fast_ms_per_caption': 1000 * fast_s / batch,
-            'fast_captions_per_s': batch / fast_s,
-            'fast_ms_per_token_step': 1000 * per_token,
-            'fast_encode_prefill_ms': 1000 * one_s,
-            'fast_encode_ms': 1000 * encode_s,
+            'new_tokens': args.new_tokens, 'repeats': args.repeats,
+            'interleaved': True,
+            'hf_ms_per_caption': hf_ms[0] / batch,
+            'hf_ms_per_caption_min_max': [hf_ms[1] / batch,
+                                          hf_ms[2] / batch],
+            'hf_captions_per_s': 1000 * batch / hf_ms[0],
+            'fast_ms_per_caption': fast_ms[0] / batch,
+            'fast_ms_per_caption_min_max': [fast_ms[1] / batch,
+                                            fast_ms[2] / batch],
+            'fast_captions_per_s': 1000 * batch / fast_ms[0],
+            'fast_ms_per_token_step': step_ms[0],
+            'fast_ms_per_token_step_median': step_ms[0],
+            'fast_ms_per_token_step_min_max': list(step_ms[1:]),
+            'fast_encode_prefill_ms': one_ms[0],
+            'fast_encode_ms': spread(times['encode'])[0],
             'decoder_weight_bytes': weight_bytes,
+            'bandwidth_gb_s': bandwidth / 1e9,
+            'floor_ms_per_token_step': floor_ms,
+            'fast_step_pct_of_floor': 100 * step_ms[0] / floor_ms,
             'engine': 'fast',
-            'speedup': hf_s / fast_s,
-            'tokens_equal': hf_tokens == fast_tokens,
-            'token_agreement': _agreement(hf_tokens, fast_tokens),
-            'hf_peak_mb': _peak(device, hf),
-            'fast_peak_mb': _peak(device, ours),
+            'speedup': hf_ms[0] / fast_ms[0],
+            'speedup_median': hf_ms[0] / fast_ms[0],
+            'tokens_equal': outs['hf'] == outs['fast'],
+            'token_agreement': agreement(outs['hf'], outs['fast']),
+            'hf_peak_mb': peak_mb(device, hf),
+            'fast_peak_mb': peak_mb(device, ours),
             'model_build_s': build_s, 'fast_startup_s': startup_s,
             'cuda_graph': fast.use_cuda_graph,
         })
@@ -291,75 +290,24 @@ def run_clips(args):
                 with torch.inference_mode():
                     return fast.encode(pixels)
 
-            fast_s, _ = _timed(ours, device, args.repeats)
-            encode_s, _ = _timed(encode, device, args.repeats)
+            times, _ = interleaved({'fast': ours, 'encode': encode}, device,
+                                   args.repeats)
+            fast_s = spread(times['fast'], 1.0)[0]
+            encode_s = spread(times['encode'], 1.0)[0]
             results.append({
                 'source': source, 'device': str(device),
                 'dtype': str(dtype).replace('torch.', ''), 'batch': batch,
                 'clip_frames': frames, 'new_tokens': args.new_tokens,
                 'fast_ms_per_caption': 1000 * fast_s / batch,
                 'fast_encode_ms': 1000 * encode_s,
-                'fast_peak_mb': _peak(device, ours),
+                'fast_peak_mb': peak_mb(device, ours),
                 'model_build_s': build_s,
             })
     return results
 
 
-def print_clip_table(results, out=None):
-    """Print the clip results as a table."""
-    out = out or sys.stdout
-    first = results[0]
-    print(f'{first["source"]} on {first["device"]} ({first["dtype"]}), '
-          f'{first["new_tokens"]} new tokens, clips on the fast path',
-          file=out)
-    print(f'{"frames":>6} {"batch":>5} {"ms/caption":>10} '
-          f'{"encode ms":>9} {"peak MB":>8}', file=out)
-    for r in results:
-        peak = '-' if r['fast_peak_mb'] is None else \
-            f'{r["fast_peak_mb"]:.0f}'
-        print(f'{r["clip_frames"]:>6} {r["batch"]:>5} '
-              f'{r["fast_ms_per_caption"]:10.1f} '
-              f'{r["fast_encode_ms"]:9.1f} {peak:>8}', file=out)
-
-
 class FastPathUnavailable(RuntimeError):
     """The fast path cannot run on this model: nothing to compare."""
-
-
-def _agreement(a, b):
-    """Share of positions where two token lists agree."""
-    pairs = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
-    return sum(x == y for x, y in pairs) / max(1, len(pairs))
-
-
-def print_table(results, out=None):
-    """Print the results as a table."""
-    out = out or sys.stdout
-    head = (f'{"batch":>5} {"HF ms/cap":>10} {"HF cap/s":>9} '
-            f'{"ours ms/cap":>11} {"ours cap/s":>10} {"ms/token":>9} '
-            f'{"speed-up":>8} {"HF peak MB":>10} {"our peak MB":>11} '
-            f'{"same tokens":>11}')
-    # Random weights give near-ties in the logits, where kernels that sum
-    # in another order may pick another token; trained weights rarely do.
-    first = results[0]
-    print(f'{first["source"]} on {first["gpu"]} ({first["dtype"]}), '
-          f'{first["new_tokens"]} new tokens; engine: {first["engine"]}; '
-          'fast path start-up '
-          f'{first["fast_startup_s"]:.1f} s (CUDA graphs: '
-          f'{first["cuda_graph"]}), model built in '
-          f'{first["model_build_s"]:.1f} s', file=out)
-    print(head, file=out)
-    for r in results:
-        peak = ['-' if r[k] is None else f'{r[k]:.0f}'
-                for k in ('hf_peak_mb', 'fast_peak_mb')]
-        print(f'{r["batch"]:>5} {r["hf_ms_per_caption"]:10.1f} '
-              f'{r["hf_captions_per_s"]:9.1f} '
-              f'{r["fast_ms_per_caption"]:11.1f} '
-              f'{r["fast_captions_per_s"]:10.1f} '
-              f'{r["fast_ms_per_token_step"]:9.2f} {r["speedup"]:7.1f}x '
-              f'{peak[0]:>10} {peak[1]:>11} '
-              f'{100 * r["token_agreement"]:10.0f}%',
-              file=out)
 
 
 def main(argv=None):
