@@ -186,7 +186,7 @@ def _alive(pid):
     try:
         with open(f'/proc/{pid}/stat') as f:
             return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):     # gone between open and read too
         return False
 
 

@@ -246,7 +246,7 @@ def test_ctrl_c_ends_the_launch_with_status_0_and_no_error(launched):
     status, took, ended = launched.ctrl_c()
     output = launched.output
     assert status == 0, output
-    assert took < LAUNCH_EXIT_S, (took, output)
+    assert took < NODE_EXIT_S, (took, output)     # launch itself too
     assert len(ended) == 3, (ended, output)
     assert max(ended.values()) < NODE_EXIT_S, (ended, output)
     bad = [x for x in launched.lines if 'ERROR' in x or 'Traceback' in x
