@@ -32,8 +32,7 @@ def _end_launch_on_failure(name):
     Only a failed exit (a camera that cannot open, a model that does not
     load) stops the launch, and only while it is still running: on Ctrl-C
     every node exits 0 while launch is already shutting down, and a second
-    Shutdown then made launch_ros shut its ROS adapter down twice (an
-    ERROR and exit status 1).
+    Shutdown there ended launch with an ERROR and exit status 1.
     """
     def on_exit(event, context):
         if event.returncode == 0 or getattr(context, 'is_shutdown', False):

@@ -43,7 +43,7 @@ def demo_model_dir():
 
 @pytest.fixture(scope='session')
 def tiny_engine(tiny_model_dir):
-    """Load a CaptionEngine from the tiny model through from_pretrained."""
+    """Load the tiny model through from_pretrained, as its family through from_pretrained."""
     from camera_caption.engine.model_loading import load_caption_model
     return load_caption_model(tiny_model_dir, device='cpu', dtype='float32',
                               max_new_tokens=8)

@@ -260,6 +260,7 @@ class OpenAIBackend(CaptionBackend):
                                                         RequestFailed)]
         bad = [j.error for j in jobs if isinstance(j.error, BadResponse)]
         answered = len(jobs) - len(failures) - len(bad)
+        malformed = len(bad)
         if not answered and not failures and bad:
             # Only malformed answers: the server is not captioning either.
             failures = [RequestFailed('bad answer', str(bad[0]))]
@@ -267,9 +268,8 @@ class OpenAIBackend(CaptionBackend):
         now = time.monotonic()
         with self._lock:
             self.requests_ok += answered
-            self.requests_failed += len(jobs) - answered - len(bad)
-            self.bad_responses += sum(isinstance(j.error, BadResponse)
-                                      for j in jobs)
+            self.requests_failed += len(jobs) - answered - malformed
+            self.bad_responses += malformed
             was_down = self._down_since
             if answered:
                 self._down_since = None

@@ -36,11 +36,10 @@ from std_srvs.srv import SetBool
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
-# Each camera's outputs: (name, type, suffix of its caption topic, depth).
-# Depth 1 for pictures: a viewer wants the newest, not a backlog.
+# Each camera's outputs: (name, type, suffix of its caption topic, depth);
+# depth 1 for pictures: a viewer wants the newest, not a backlog.
 OUTPUTS = (('caption', String, '', 10), ('info', String, '_info', 10),
-           ('event', String, '_event', 10),
-           ('image', Image, '_image', 1),
+           ('event', String, '_event', 10), ('image', Image, '_image', 1),
            ('image_compressed', CompressedImage, '_image/compressed', 1),
            ('answer', String, '<answer>', 10),
            ('answer_info', String, '<answer>_info', 10))
@@ -81,8 +80,8 @@ class CaptionerNode(LifecycleNode):
         """
         With ``autostart``: configure (load the model), then activate.
 
-        Raises the configure error (one line) when the model does not
-        load.  Returns the node.
+        When the model does not load, the node is destroyed and the
+        configure error (one line) raised.  Returns the node.
         """
         if not self.params['autostart']:
             self.get_logger().info(
@@ -91,6 +90,7 @@ class CaptionerNode(LifecycleNode):
             return self
         self.trigger_configure()
         if self.configure_error is not None:
+            self.destroy_node()     # out of the ROS graph, then the line
             raise self.configure_error
         self.trigger_activate()
         return self

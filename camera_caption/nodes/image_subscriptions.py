@@ -40,6 +40,7 @@ class ImageSubscriptions:
         self.transport = transport
         self.on_frame, self.on_error = on_frame, on_error
         self.subscriptions = {}
+        self.names = {}             # topic -> its full name, as subscribed
         self.reliability = {}       # topic -> as subscribed now
         self.choosers = {}
         for topic in topics:
@@ -53,8 +54,7 @@ class ImageSubscriptions:
 
     def name(self, topic):
         """Return a camera's full topic name, as subscribed."""
-        subscription = self.subscriptions.get(topic)
-        return subscription.topic_name if subscription else topic
+        return self.names.get(topic, topic)   # any thread: no rclpy call
 
     def routes(self):
         """One dict per camera for the diagnostics: name, QoS, offers."""
@@ -101,6 +101,7 @@ class ImageSubscriptions:
         self.subscriptions[topic] = self.node.create_subscription(
             kind, name, lambda msg: self._on_msg(msg, topic, convert),
             image_qos(reliability), event_callbacks=events)
+        self.names[topic] = self.subscriptions[topic].topic_name
         self.reliability[topic] = reliability
         if old is not None:
             self.node.destroy_subscription(old)

@@ -164,6 +164,8 @@ class CaptionService:
         return safe_text(text, self.params['max_caption_chars'])
 
     def _captioned(self, result):
+        if not self._running:
+            return          # finished after stop(): not published, not counted
         frame = result.frame
         latency = self.clock() - frame.stamp    # from the image's stamp
         self.figures.caption_out(latency, result.inference_seconds)
@@ -178,6 +180,8 @@ class CaptionService:
         self._on_caption(out)
 
     def _answered(self, result):
+        if not self._running:
+            return
         frame, question = result.frame, result.question
         self._on_answer(AnswerOut(
             frame.topic, self._camera_name(frame.topic), question.text,
