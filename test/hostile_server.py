@@ -13,6 +13,8 @@ import json
 import threading
 import time
 
+from serving_helpers import LocalServer
+
 CAPTION = 'a red circle on a white background'
 MB = 2**20
 
@@ -22,7 +24,7 @@ def chat_answer(text):
                                                 'content': text}}]})
 
 
-class HostileServer:
+class HostileServer(LocalServer):
     """``with HostileServer('drip') as server: ... server.endpoint``."""
 
     def __init__(self, mode='ok'):
@@ -142,18 +144,9 @@ class HostileServer:
                     pass
                 self.close_connection = True
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                                     Handler)
-        self.httpd.daemon_threads = True
-        self.endpoint = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
+        self._listen(Handler)
+        self.endpoint = f'http://127.0.0.1:{self.port}/v1'
 
     def __exit__(self, *exc):
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.stopping.set()             # ends the drips and streams first
+        super().__exit__(*exc)

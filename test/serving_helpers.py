@@ -75,7 +75,30 @@ class ListLog:
             return [t for lv, t in self.lines if lv == level and part in t]
 
 
-class RawServer:
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port), run in ``with``."""
+
+    def _listen(self, handler, ssl_context=None):
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                     handler)
+        self.httpd.daemon_threads = True
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(
+                self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RawServer(LocalServer):
     """An HTTP server on 127.0.0.1 that answers ``answers[path]`` verbatim."""
 
     def __init__(self, answers, ssl_context=None):
@@ -104,22 +127,7 @@ class RawServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                                     Handler)
-        if ssl_context is not None:
-            self.httpd.socket = ssl_context.wrap_socket(
-                self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._listen(Handler, ssl_context)
 
 
 def models_answer(*ids):
