@@ -12,6 +12,10 @@ os.environ['ROS_DOMAIN_ID'] = str(pick_domain_id())
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ['TRANSFORMERS_OFFLINE'] = '1'
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+# dtype auto = float32 on every CPU here, so that exact captions hold on
+# machines with and without AVX512-BF16 (test_cpu_kernels asks for
+# bfloat16 by name, and checks the flag reading itself).
+os.environ['CAMERA_CAPTION_NATIVE_BF16'] = '0'
 
 import pytest  # noqa: E402
 

@@ -5,7 +5,7 @@ import shutil
 
 from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.caption_model import strip_prompt_text
-from camera_caption.engine.model_loading import (dtype_kwarg,
+from camera_caption.engine.model_loading import (dtype_choice, dtype_kwarg,
                                                  load_caption_model,
                                                  resolve_device,
                                                  resolve_dtype)
@@ -114,7 +114,12 @@ def test_unreachable_hub_id_explains_offline_use():
 
 
 def test_dtype_choices():
-    assert resolve_dtype('auto', 'cpu') == torch.float32
+    # auto on a CPU follows the CPU's native bfloat16 (AVX512-BF16, AMX).
+    assert dtype_choice('auto', 'cpu', native_bf16=False) == (
+        torch.float32, 'dtype auto: float32, this CPU has no native '
+        'bfloat16 (AVX512-BF16 or AMX)')
+    assert dtype_choice('auto', 'cpu', native_bf16=True)[0] == torch.bfloat16
+    assert resolve_dtype('auto', 'cpu') == torch.float32   # conftest: 0
     assert resolve_dtype('auto', 'cuda') == torch.float16
     assert resolve_dtype('bf16', 'cpu') == torch.bfloat16
     with pytest.raises(ModelLoadError, match="dtype 'int3'"):

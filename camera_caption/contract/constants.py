@@ -9,6 +9,8 @@ DTYPES = {
     'float32': 'float32', 'fp32': 'float32', 'float': 'float32',
 }
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
+# quantize parameter: the language model's linear weights on a CPU.
+QUANTIZE_CHOICES = ('none', 'int8')
 
 # backend parameter value -> 'module:class' of its CaptionBackend.
 BACKENDS = {

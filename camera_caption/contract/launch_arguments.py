@@ -45,6 +45,8 @@ LAUNCH_ARGUMENTS = (
                    'captioner'),
     LaunchArgument('dtype', '', "'auto', 'float16', 'bfloat16' or "
                    "'float32'", 'captioner'),
+    LaunchArgument('quantize', '', "'none' or 'int8' (CPU: int8 language "
+                   'model weights)', 'captioner'),
     LaunchArgument('prompt', '', 'prompt text, e.g. "Question: what is '
                    'happening? Answer:"', 'captioner'),
     LaunchArgument('rate_hz', '', 'most captions per second', 'captioner'),

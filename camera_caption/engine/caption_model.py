@@ -38,6 +38,9 @@ class CaptionModel:
         self.load_seconds = load_seconds
         # Why the fast decoder does not run ('' where it does).
         self.fallback_reason = 'fast path not enabled'
+        self.dtype_reason = ''      # how dtype auto chose ('' if not asked)
+        self.cpu_kernels = ''       # cpu_linears' line ('' if none)
+        self.quantize = 'none'
 
     def caption(self, frames, prompt='', max_new_tokens=None,
                 system_prompt=''):

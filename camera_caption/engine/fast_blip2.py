@@ -10,7 +10,9 @@ step over the model's own weights:
   place, attention masks come from the position held in a device tensor,
   so the decode step has static shapes;
 * q, k and v projections are fused into one matmul per layer (the HF
-  modules keep working: their weights become views of the fused tensor);
+  modules keep working: their weights become views of the fused tensor),
+  unless they were swapped for CPU kernels
+  (:mod:`~camera_caption.engine.cpu_linears`), which it calls as they are;
 * on CUDA the decode step is captured once per batch size in a
   ``torch.cuda.CUDAGraph`` at warm-up and replayed: one launch per token
   instead of hundreds of kernels issued from Python;
@@ -96,8 +98,11 @@ class FastBlip2Opt:
         self.layers = []
         for layer in self.decoder.layers:
             attn = layer.self_attn
-            qkv_w, qkv_b = fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
-            self.layers.append((layer, qkv_w, qkv_b))
+            projections = [attn.q_proj, attn.k_proj, attn.v_proj]
+            # Swapped for CPU kernels (cpu_linears): one call each.
+            qkv = fuse_linears(projections) if all(
+                type(p) is torch.nn.Linear for p in projections) else None
+            self.layers.append((layer, qkv))
         device = self.device
         self._eos = torch.tensor(self.eos or [-1], device=device)
         self._tokens = torch.zeros(max_batch, dtype=torch.long, device=device)
@@ -150,10 +155,13 @@ class FastBlip2Opt:
     # -- building blocks -------------------------------------------------
 
     def _attention(self, li, x, write_slice, mask, causal=False):
-        layer, qkv_w, qkv_b = self.layers[li]
+        layer, qkv = self.layers[li]
         b, t, _ = x.shape
-        qkv = F.linear(x, qkv_w, qkv_b)
-        q, k, v = qkv.split(self.hidden, dim=-1)
+        if qkv is None:
+            attn = layer.self_attn
+            q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+        else:
+            q, k, v = F.linear(x, *qkv).split(self.hidden, dim=-1)
         q = (q * self.scaling).view(b, t, self.num_heads, self.head_dim) \
             .transpose(1, 2)
         k = k.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
@@ -166,7 +174,7 @@ class FastBlip2Opt:
 
     def _decoder_hidden(self, hidden, write_slice, mask, causal=False):
         """Run the decoder layers + final norm/projection: hidden states."""
-        for li, (layer, _, _) in enumerate(self.layers):
+        for li, (layer, _) in enumerate(self.layers):
             residual = hidden
             if self.pre_norm:
                 hidden = layer.self_attn_layer_norm(hidden)

@@ -28,13 +28,19 @@ class LocalBackend(CaptionBackend):
     @classmethod
     def create(cls, params, max_batch, log):
         """Load ``params['model']`` and choose the decoder."""
+        quantize = params.get('quantize', 'none')
         log.info(f"loading model '{params['model']}' (device "
-                 f"{params['device']}, dtype {params['dtype']})")
+                 f"{params['device']}, dtype {params['dtype']}"
+                 + (f', quantize {quantize})' if quantize != 'none' else ')'))
         model = load_caption_model(
             params['model'], params['device'], params['dtype'],
             params['max_new_tokens'], params['cpu_threads'],
-            trust_remote_code=params.get('trust_remote_code', False))
-        log.info(f'weights loaded in {model.load_seconds:.1f} s')
+            trust_remote_code=params.get('trust_remote_code', False),
+            quantize=quantize)
+        log.info(f'weights loaded in {model.load_seconds:.1f} s ('
+                 f'{model.dtype_reason})')
+        if model.cpu_kernels:
+            log.info(f'CPU kernels: {model.cpu_kernels}')
         if model.family == 'chat':
             log.info('chat model: captions through its chat template ('
                      + ('clips as video' if model.video else
@@ -85,6 +91,7 @@ class LocalBackend(CaptionBackend):
             'backend': 'local', 'engine': model.engine,
             'model': model.model_id, 'device': model.device,
             'dtype': str(model.dtype).replace('torch.', ''),
+            'quantize': model.quantize, 'cpu_kernels': model.cpu_kernels,
             'gpu_memory_mb': model.gpu_memory_mb(),
         }
 

@@ -16,7 +16,8 @@ import os
 import time
 
 from camera_caption.contract.constants import (DEFAULT_MODEL,
-                                               DEVICE_CHOICES, DTYPES)
+                                               DEVICE_CHOICES, DTYPES,
+                                               QUANTIZE_CHOICES)
 from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.blip2_captioner import Blip2Captioner
 from camera_caption.engine.chat_vlm import (cannot_caption, chat_template,
@@ -55,15 +56,37 @@ def resolve_device(device):
 
 def resolve_dtype(dtype, device):
     """Map ``auto`` or a dtype name to a torch dtype for ``device``."""
+    return dtype_choice(dtype, device)[0]
+
+
+def dtype_choice(dtype, device, native_bf16=None):
+    """
+    Return ``(torch dtype, why)`` for the ``dtype`` parameter on ``device``.
+
+    ``auto`` is float16 on CUDA; on a CPU bfloat16 where the CPU computes
+    it natively (AVX512-BF16 or AMX: half the bytes per decode step),
+    else float32.  ``native_bf16`` overrides the CPU's own answer (tests).
+    """
     import torch
+    from camera_caption.engine.cpu_linears import cpu_has_native_bf16
     name = (dtype or 'auto').strip().lower()
+    why = f'dtype {name}'
     if name == 'auto':
-        name = 'float16' if device.startswith('cuda') else 'float32'
+        if device.startswith('cuda'):
+            name, why = 'float16', 'dtype auto: float16 on CUDA'
+        else:
+            if native_bf16 is None:
+                native_bf16 = cpu_has_native_bf16()
+            name = 'bfloat16' if native_bf16 else 'float32'
+            why = ('dtype auto: bfloat16, this CPU computes it natively '
+                   '(AVX512-BF16 or AMX)' if native_bf16 else
+                   'dtype auto: float32, this CPU has no native bfloat16 '
+                   '(AVX512-BF16 or AMX)')
     if name not in DTYPES:
         raise ModelLoadError(
             "dtype '%s' is not one of auto, " % dtype
             + ', '.join(sorted(set(DTYPES.values()))))
-    return getattr(torch, DTYPES[name])
+    return getattr(torch, DTYPES[name]), why
 
 
 def dtype_kwarg(torch_dtype, version=None):
@@ -94,14 +117,17 @@ def _load_hint(model):
 
 def load_caption_model(model_id, device='auto', dtype='auto',
                        max_new_tokens=20, cpu_threads=0,
-                       trust_remote_code=False):
+                       trust_remote_code=False, quantize='none'):
     """
     Load processor and model with ``from_pretrained``: the family's class.
 
     ``cpu_threads`` (CPU device only) sets torch's thread count; 0
     leaves one core free for the ROS executor and the camera, which
-    torch's busy-waiting threads would otherwise starve.  Raises
-    :class:`ModelLoadError` with advice on any failure.
+    torch's busy-waiting threads would otherwise starve.  On a CPU the
+    language model's linear layers get faster kernels
+    (:mod:`~camera_caption.engine.cpu_linears`; ``quantize`` ``int8``:
+    int8 weights).  Raises :class:`ModelLoadError` with advice on any
+    failure.
     """
     start = time.monotonic()
     if not model_id or not str(model_id).strip():
@@ -128,7 +154,14 @@ def load_caption_model(model_id, device='auto', dtype='auto',
     from transformers import AutoConfig
 
     device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    torch_dtype, dtype_why = dtype_choice(dtype, device)
+    quantize = (quantize or 'none').strip().lower()
+    if quantize not in QUANTIZE_CHOICES:
+        raise ModelLoadError(f"quantize '{quantize}' is not one of "
+                             + ', '.join(QUANTIZE_CHOICES))
+    if quantize != 'none' and device != 'cpu':
+        raise ModelLoadError(f'quantize {quantize} runs on a CPU; device is '
+                             f'{device} (use quantize none there)')
     if device == 'cpu':
         torch.set_num_threads(cpu_threads or max(1,
                                                  (os.cpu_count() or 2) - 1))
@@ -160,12 +193,20 @@ def load_caption_model(model_id, device='auto', dtype='auto',
             'or device cpu.') from exc
     if device.startswith('cuda'):
         torch.cuda.synchronize(device)
+    kernels = ''
+    if device == 'cpu':
+        from camera_caption.engine.cpu_linears import speed_up_language_model
+        kernels = speed_up_language_model(model, quantize)
     args = (model, processor, device, torch_dtype, model_id,
             max_new_tokens, time.monotonic() - start)
     if not is_blip2_family(model) and chat_template(processor):
-        return ChatVlmCaptioner(*args, video=takes_video(config, processor))
-    return Blip2Captioner(*args,
-                          video_checkpoint=is_video_checkpoint(config))
+        loaded = ChatVlmCaptioner(*args, video=takes_video(config, processor))
+    else:
+        loaded = Blip2Captioner(*args,
+                                video_checkpoint=is_video_checkpoint(config))
+    loaded.dtype_reason, loaded.cpu_kernels = dtype_why, kernels
+    loaded.quantize = quantize
+    return loaded
 
 
 def _load_processor(files, config, remote):

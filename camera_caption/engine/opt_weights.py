@@ -37,13 +37,24 @@ def fuse_linears(linears):
 
 
 def decoder_weight_bytes(model):
-    """Bytes of OPT weights one decode step reads (layers, norms, head)."""
+    """
+    Bytes of OPT weights one decode step reads (layers, norms, head).
+
+    A layer swapped for a CPU kernel (:mod:`~camera_caption.engine.
+    cpu_linears`) counts its own ``weight_bytes`` (int8: one per weight).
+    """
     decoder, head = opt_parts(model)
     seen, total = set(), 0
-    params = [p for name, p in decoder.named_parameters()
-              if not name.startswith(('embed_tokens', 'embed_positions'))]
-    for p in params + list(head.parameters()):
-        if p.data_ptr() not in seen:
-            seen.add(p.data_ptr())
-            total += p.numel() * p.element_size()
+    modules = [m for name, m in decoder.named_modules()
+               if not name.startswith(('embed_tokens', 'embed_positions'))]
+    for module in modules + list(head.modules()):
+        if hasattr(module, 'weight_bytes'):
+            if id(module) not in seen:
+                seen.add(id(module))
+                total += module.weight_bytes
+            continue
+        for p in module.parameters(recurse=False):
+            if p.data_ptr() not in seen:
+                seen.add(p.data_ptr())
+                total += p.numel() * p.element_size()
     return total

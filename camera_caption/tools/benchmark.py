@@ -6,9 +6,15 @@ known configuration with random weights (``--random-weights
 blip2-opt-2.7b``: the true compute cost without downloading 15 GB), then
 runs, in the same process on the same inputs and batch sizes, HF eager
 ``generate()`` and our fast path (static KV cache, fused QKV, CUDA-graph
-decode step), forcing ``--new-tokens`` tokens.  Prints a table (ms per
-caption, captions/s, ms/token, peak GPU memory, start-up, speed-up) and
-JSON, with the share of tokens on which both agree.
+decode step; on a CPU with the language model's CPU kernels, as the
+captioner loads it), forcing ``--new-tokens`` tokens, interleaved over
+``--repeats``.  Prints a table (medians and spreads of ms per caption,
+captions/s, ms/token, the decode step against the bandwidth floor
+measured in the same run, peak GPU memory, start-up, speed-up) and JSON,
+with the share of tokens on which both agree.  Where the CPU kernels
+change the model, ``generate()`` on it (what ``engine: generate`` runs) is
+timed too; with ``--quantize int8`` the unquantized fast path is, and the
+logit error and token agreement of int8 against it are reported.
 
     ros2 run camera_caption benchmark --random-weights blip2-opt-2.7b
     ros2 run camera_caption benchmark --model /models/blip2 --batch 1 8 32
@@ -25,6 +31,10 @@ import json
 import sys
 import time
 
+from camera_caption.contract.constants import QUANTIZE_CHOICES
+from camera_caption.tools.benchmark_models import (
+    build_model, keep_fp32_like_from_pretrained, random_config,
+    RANDOM_CONFIGS, save_random_model)
 from camera_caption.tools.benchmark_report import (agreement,
                                                    print_clip_table,
                                                    print_table)
@@ -33,154 +43,42 @@ from camera_caption.tools.benchmark_timing import (interleaved, peak_mb,
                                                    sync)
 import torch
 
-# Known shapes (random weights): vision ViT-g/14, Q-Former, OPT decoder.
-_VIT_G = {'hidden_size': 1408, 'intermediate_size': 6144,
-          'num_hidden_layers': 39, 'num_attention_heads': 16,
-          'image_size': 224, 'patch_size': 14}
-_QFORMER = {'hidden_size': 768, 'num_hidden_layers': 12,
-            'num_attention_heads': 12, 'intermediate_size': 3072,
-            'encoder_hidden_size': 1408, 'cross_attention_frequency': 2,
-            'vocab_size': 30522}
-_OPT = {
-    'blip2-opt-2.7b': {'hidden_size': 2560, 'ffn_dim': 10240,
-                       'num_hidden_layers': 32, 'num_attention_heads': 32,
-                       'word_embed_proj_dim': 2560},
-    'blip2-opt-6.7b': {'hidden_size': 4096, 'ffn_dim': 16384,
-                       'num_hidden_layers': 32, 'num_attention_heads': 32,
-                       'word_embed_proj_dim': 4096},
-}
-RANDOM_CONFIGS = tuple(sorted(_OPT)) + ('tiny',)
-IMAGE_TOKEN = 50265
-
-
-def random_config(name):
-    """Return a Blip2Config of a known model's shape (or the tiny one)."""
-    from transformers import Blip2Config
-    if name == 'tiny':
-        from camera_caption.tools.tiny_blip2 import build_config
-        return build_config(400, 3, 0, 1, initializer_range=0.08)
-    text = dict(_OPT[name], model_type='opt', vocab_size=50272,
-                max_position_embeddings=2048, do_layer_norm_before=True,
-                pad_token_id=1, bos_token_id=2, eos_token_id=50118)
-    return Blip2Config(vision_config=_VIT_G, qformer_config=_QFORMER,
-                       text_config=text, num_query_tokens=32,
-                       image_token_index=IMAGE_TOKEN)
-
-
-def build_model(args, device, dtype):
-    """Return (model, source description, seconds to build)."""
-    from transformers import Blip2ForConditionalGeneration
-
-    from camera_caption.engine.model_loading import dtype_kwarg
-    start = time.monotonic()
-    if args.random_weights:
-        torch.manual_seed(0)
-        with torch.device(device):
-            model = Blip2ForConditionalGeneration(
-                random_config(args.random_weights))
-        model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
-        source = f'{args.random_weights} (random weights)'
-    else:
-        model = Blip2ForConditionalGeneration.from_pretrained(
-            args.model, **dtype_kwarg(dtype)).to(device).eval()
-        source = args.model
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    return model, source, time.monotonic() - start
-
-
-def save_random_model(name, out_dir, dtype=torch.float16, device='cpu'):
-    """
-    Save a known configuration with random weights, with a processor.
-
-    The tokenizer is the tiny model's (trained locally; its ids are a
-    subset of OPT's vocabulary, so captions are gibberish but the compute
-    is the real model's), so ``from_pretrained`` and the captioner load it
-    with no download.  Returns ``out_dir``.
-    """
-    from transformers import (Blip2ForConditionalGeneration, Blip2Processor,
-                              BlipImageProcessor)
-
-    from camera_caption.tools.tiny_blip2 import build_tokenizer
-    tokenizer = build_tokenizer()
-    config = random_config(name)
-    image_token = tokenizer.convert_tokens_to_ids('<image>')
-    for key in ('image_token_index', 'image_token_id'):
-        if hasattr(config, key):
-            setattr(config, key, image_token)
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Blip2ForConditionalGeneration(config)
-    model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
-    size = config.vision_config.image_size
-    processor = Blip2Processor(
-        image_processor=BlipImageProcessor(
-            size={'height': size, 'width': size}),
-        tokenizer=tokenizer, num_query_tokens=config.num_query_tokens)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    del model
-    return out_dir
-
-
-def keep_fp32_like_from_pretrained(model, dtype, version=None):
-    """
-    Put back in float32 what from_pretrained keeps there at this dtype.
-
-    Since transformers 4.51 a float16 BLIP-2 keeps ``query_tokens`` and the
-    Q-Former in float32 (``_keep_in_fp32_modules``); random weights cast
-    with ``.to(dtype)`` must look the same, or they hide dtype bugs.
-    """
-    if version is None:
-        import transformers
-        version = transformers.__version__
-    if dtype != torch.float16 or tuple(
-            int(x) for x in version.split('.')[:2]) < (4, 51):
-        return model
-    for name in getattr(type(model), '_keep_in_fp32_modules', None) or []:
-        part = getattr(model, name, None)
-        if isinstance(part, torch.nn.Parameter):
-            part.data = part.data.float()
-        elif isinstance(part, torch.nn.Module):
-            part.float()
-    return model
+__all__ = ['build_model', 'keep_fp32_like_from_pretrained', 'main',
+           'random_config', 'run', 'run_clips', 'save_random_model']
 
 
 def run(args):
     """Measure every batch size; return a list of result dicts."""
+    from camera_caption.engine.cpu_linears import sped_up_copy
     from camera_caption.engine.model_loading import (resolve_device,
                                                      resolve_dtype)
-    from camera_caption.engine.fast_blip2 import FastBlip2Opt
-    from camera_caption.engine.fast_path_policy import fast_path_reason
     from camera_caption.engine.opt_weights import decoder_weight_bytes
     device = torch.device(resolve_device(args.device))
     dtype = resolve_dtype(args.dtype, device.type)
+    quantize = getattr(args, 'quantize', 'none')
     model, source, build_s = build_model(args, device, dtype)
     for generation in (model.generation_config,
                        model.language_model.generation_config):
         generation.eos_token_id = None             # force --new-tokens
+    # HF runs the model as loaded; ours the model with the CPU kernels
+    # the captioner gives it (a copy of the language model where they
+    # change anything), and with int8 also the unquantized one.
+    plain_kernels, plain_line = sped_up_copy(model, 'none')
+    ours_model, kernels = (plain_kernels, plain_line) if quantize == 'none' \
+        else sped_up_copy(model, quantize)
+    start = time.monotonic()
+    fast = _fast_path(ours_model, args)
+    startup_s = time.monotonic() - start
+    reference = _fast_path(plain_kernels, args) if quantize != 'none' \
+        else None
     config = model.config
     queries = config.num_query_tokens
     bos = config.text_config.bos_token_id
     image_token = config.image_token_id if hasattr(
         config, 'image_token_id') else config.image_token_index
     size = config.vision_config.image_size
-    start = time.monotonic()
-    reason = fast_path_reason(model)
-    if reason:
-        raise FastPathUnavailable(reason)
-    try:
-        fast = FastBlip2Opt(model, max_batch=max(args.batch),
-                            max_len=queries + 1 + args.new_tokens)
-        fast.warm_up(sorted(set(args.batch)))
-    except Exception as exc:  # noqa: B902 - reported, nothing measured
-        raise FastPathUnavailable(
-            f'{type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
-        ) from exc
-    sync(device)
-    startup_s = time.monotonic() - start
     pixel_dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
-    weight_bytes = decoder_weight_bytes(model)
+    weight_bytes = decoder_weight_bytes(ours_model)
     bandwidth = read_bandwidth(device)      # the floor, in this very run
     results = []
     for batch in args.batch:
@@ -189,61 +87,40 @@ def run(args):
             device, pixel_dtype)
         input_ids = torch.tensor([[image_token] * queries + [bos]] * batch,
                                  device=device)
-        mask = torch.ones_like(input_ids)
 
-        def hf(pixels=pixels, input_ids=input_ids, mask=mask):
+        def hf(on=model, pixels=pixels, input_ids=input_ids):
             with torch.inference_mode():
-                out = model.generate(pixel_values=pixels,
-                                     input_ids=input_ids,
-                                     attention_mask=mask, do_sample=False,
-                                     num_beams=1,
-                                     max_new_tokens=args.new_tokens)
+                out = on.generate(pixel_values=pixels, input_ids=input_ids,
+                                  attention_mask=torch.ones_like(input_ids),
+                                  do_sample=False, num_beams=1,
+                                  max_new_tokens=args.new_tokens)
             return out[:, input_ids.shape[1]:].tolist()
 
-        def ours(pixels=pixels, tokens=args.new_tokens):
+        def ours(fast=fast, pixels=pixels, tokens=args.new_tokens):
             return fast.generate(pixels, [bos], tokens, ignore_eos=True)
 
-        def encode(pixels=pixels):
-            with torch.inference_mode():
-                return fast.encode(pixels)
-
-        times, outs = interleaved(
-            {'hf': hf, 'fast': ours, 'encode': encode,
-             'prefill': lambda: ours(tokens=1)}, device, args.repeats)
-        hf_ms, fast_ms = spread(times['hf']), spread(times['fast'])
-        one_ms = spread(times['prefill'])
-        steps = max(1, args.new_tokens - 1)
-        per_step = [(f - o) / steps for f, o in zip(times['fast'],
-                                                    times['prefill'])]
-        step_ms = spread(per_step)
-        floor_ms = 1000 * weight_bytes / bandwidth
-        results.append({
+        contenders = {'hf': hf, 'fast': ours,
+                      'encode': lambda: _encode(fast, pixels),
+                      'prefill': lambda: ours(tokens=1)}
+        if ours_model is not model:   # what engine: generate runs here
+            contenders['generate_kernels'] = \
+                lambda: hf(on=ours_model)
+        if reference is not None:
+            contenders['fast_unquantized'] = lambda: ours(fast=reference)
+            contenders['prefill_unquantized'] = \
+                lambda: ours(fast=reference, tokens=1)
+        times, outs = interleaved(contenders, device, args.repeats)
+        row = _figures(times, batch, args.new_tokens,
+                       1000 * weight_bytes / bandwidth)
+        row.update({
             'source': source, 'device': str(device),
             'gpu': torch.cuda.get_device_name(device)
             if device.type == 'cuda' else 'cpu',
             'dtype': str(dtype).replace('torch.', ''), 'batch': batch,
+            'quantize': quantize, 'cpu_kernels': kernels,
             'new_tokens': args.new_tokens, 'repeats': args.repeats,
-            'interleaved': True,
-            'hf_ms_per_caption': hf_ms[0] / batch,
-            'hf_ms_per_caption_min_max': [hf_ms[1] / batch,
-                                          hf_ms[2] / batch],
-            'hf_captions_per_s': 1000 * batch / hf_ms[0],
-            'fast_ms_per_caption': fast_ms[0] / batch,
-            'fast_ms_per_caption_min_max': [fast_ms[1] / batch,
-                                            fast_ms[2] / batch],
-            'fast_captions_per_s': 1000 * batch / fast_ms[0],
-            'fast_ms_per_token_step': step_ms[0],
-            'fast_ms_per_token_step_median': step_ms[0],
-            'fast_ms_per_token_step_min_max': list(step_ms[1:]),
-            'fast_encode_prefill_ms': one_ms[0],
-            'fast_encode_ms': spread(times['encode'])[0],
-            'decoder_weight_bytes': weight_bytes,
-            'bandwidth_gb_s': bandwidth / 1e9,
-            'floor_ms_per_token_step': floor_ms,
-            'fast_step_pct_of_floor': 100 * step_ms[0] / floor_ms,
-            'engine': 'fast',
-            'speedup': hf_ms[0] / fast_ms[0],
-            'speedup_median': hf_ms[0] / fast_ms[0],
+            'interleaved': True, 'decoder_weight_bytes': weight_bytes,
+            'bandwidth_gb_s': bandwidth / 1e9, 'engine': 'fast',
             'tokens_equal': outs['hf'] == outs['fast'],
             'token_agreement': agreement(outs['hf'], outs['fast']),
             'hf_peak_mb': peak_mb(device, hf),
@@ -251,7 +128,98 @@ def run(args):
             'model_build_s': build_s, 'fast_startup_s': startup_s,
             'cuda_graph': fast.use_cuda_graph,
         })
+        if reference is not None:
+            row.update(quantization_error(reference, fast, pixels, bos,
+                                          outs['fast_unquantized'],
+                                          outs['fast']))
+        results.append(row)
     return results
+
+
+def _fast_path(model, args):
+    from camera_caption.engine.fast_blip2 import FastBlip2Opt
+    from camera_caption.engine.fast_path_policy import fast_path_reason
+    reason = fast_path_reason(model)
+    if reason:
+        raise FastPathUnavailable(reason)
+    try:
+        fast = FastBlip2Opt(model, max_batch=max(args.batch),
+                            max_len=model.config.num_query_tokens + 1
+                            + args.new_tokens)
+        fast.warm_up(sorted(set(args.batch)))
+    except Exception as exc:  # noqa: B902 - reported, nothing measured
+        raise FastPathUnavailable(
+            f'{type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
+        ) from exc
+    sync(fast.device)
+    return fast
+
+
+def _encode(fast, pixels):
+    with torch.inference_mode():
+        return fast.encode(pixels)
+
+
+def _figures(times, batch, new_tokens, floor_ms):
+    """Medians, spreads, ratios and the decode step of one batch size."""
+    steps = max(1, new_tokens - 1)
+    row = {}
+    for name, key in (('hf', 'hf'), ('fast', 'fast'),
+                      ('generate_kernels', 'generate_kernels'),
+                      ('fast_unquantized', 'fast_unquantized')):
+        if name not in times:
+            continue
+        median, low, high = spread(times[name])
+        row[f'{key}_ms_per_caption'] = median / batch
+        row[f'{key}_ms_per_caption_min_max'] = [low / batch, high / batch]
+        row[f'{key}_captions_per_s'] = 1000 * batch / median
+    for name, prefill in (('fast', 'prefill'),
+                          ('fast_unquantized', 'prefill_unquantized')):
+        if name in times:
+            step = spread([(f - o) / steps for f, o in zip(
+                times[name], times[prefill])])
+            row[f'{name}_ms_per_token_step_median'] = step[0]
+            row[f'{name}_ms_per_token_step_min_max'] = list(step[1:])
+    row['fast_ms_per_token_step'] = row['fast_ms_per_token_step_median']
+    row['fast_encode_prefill_ms'] = spread(times['prefill'])[0]
+    row['fast_encode_ms'] = spread(times['encode'])[0]
+    row['floor_ms_per_token_step'] = floor_ms
+    row['fast_step_pct_of_floor'] = 100 * row['fast_ms_per_token_step'] \
+        / floor_ms
+    row['speedup'] = row['speedup_median'] = \
+        row['hf_ms_per_caption'] / row['fast_ms_per_caption']
+    if 'generate_kernels' in times:
+        row['speedup_vs_generate_kernels_median'] = \
+            row['generate_kernels_ms_per_caption'] \
+            / row['fast_ms_per_caption']
+    if 'fast_unquantized' in times:
+        row['step_ratio_vs_unquantized'] = row['fast_ms_per_token_step'] \
+            / row['fast_unquantized_ms_per_token_step_median']
+    return row
+
+
+def quantization_error(reference, quantized, pixels, bos, ref_tokens,
+                       tokens):
+    """
+    Measure the quality cost of quantizing against the unquantized path.
+
+    Both are fed the unquantized model's greedy tokens (teacher forcing):
+    the largest and mean logit error relative to the largest |logit|, and
+    the share of steps whose top token agrees; then the share of the
+    free-running tokens that agree.
+    """
+    forced = torch.as_tensor(ref_tokens)
+    ref = reference.score(pixels, [bos], forced).float()
+    ours = quantized.score(pixels, [bos], forced).float()
+    scale = max(1.0, float(ref.abs().max()))
+    error = (ours - ref).abs()
+    return {
+        'int8_logit_error_max_rel': float(error.max()) / scale,
+        'int8_logit_error_mean_rel': float(error.mean()) / scale,
+        'int8_top1_agreement_teacher_forced': float(
+            (ours.argmax(-1) == ref.argmax(-1)).float().mean()),
+        'int8_token_agreement': agreement(ref_tokens, tokens),
+    }
 
 
 def run_clips(args):
@@ -324,6 +292,11 @@ def main(argv=None):
     parser.add_argument('--device', default='auto')
     parser.add_argument('--dtype', default='auto')
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--quantize', choices=QUANTIZE_CHOICES,
+                        default='none',
+                        help='int8: the language model in int8 (CPU); also '
+                        'measures the unquantized fast path and the logit '
+                        'error against it')
     parser.add_argument('--clip-frames', type=int, nargs='+',
                         help='measure clip captions of these lengths '
                         '(frames per caption) instead')

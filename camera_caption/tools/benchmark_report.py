@@ -68,3 +68,22 @@ def print_table(results, out=None):
               f'({r["floor_ms_per_token_step"]:.2f} ms: '
               f'{r["decoder_weight_bytes"] / 1e9:.2f} GB at '
               f'{r["bandwidth_gb_s"]:.1f} GB/s read)', file=out)
+        if 'generate_kernels_ms_per_caption' in r:
+            low, high = r['generate_kernels_ms_per_caption_min_max']
+            print(f'      generate() with the same CPU kernels '
+                  f'({r["cpu_kernels"]}): '
+                  f'{r["generate_kernels_ms_per_caption"]:.1f} ms/caption '
+                  f'({low:.1f}-{high:.1f}); ours '
+                  f'{r["speedup_vs_generate_kernels_median"]:.2f}x',
+                  file=out)
+        if 'fast_unquantized_ms_per_caption' in r:
+            print(f'      unquantized fast path '
+                  f'{r["fast_unquantized_ms_per_caption"]:.1f} ms/caption, '
+                  f'step {r["fast_unquantized_ms_per_token_step_median"]:.2f}'
+                  f' ms; int8 step = {r["step_ratio_vs_unquantized"]:.2f}x; '
+                  f'int8 logit error max {r["int8_logit_error_max_rel"]:.3g},'
+                  f' mean {r["int8_logit_error_mean_rel"]:.3g} (of the '
+                  f'largest |logit|), top-1 agreement '
+                  f'{100 * r["int8_top1_agreement_teacher_forced"]:.0f}% '
+                  f'(teacher-forced), tokens '
+                  f'{100 * r["int8_token_agreement"]:.0f}%', file=out)
