@@ -91,12 +91,6 @@ class Int8Linear(torch.nn.Module):
     def __init__(self, linear):
         super().__init__()
         import warnings
-        with warnings.catch_warnings():
-            # torch marks its eager quantization as headed for torchao,
-            # whose int8 CPU kernels are 10-20x slower without compile.
-            warnings.simplefilter('ignore')
-            from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-            from torch.ao.quantization import per_channel_dynamic_qconfig
         self.in_features = linear.in_features
         self.out_features = linear.out_features
         plain = torch.nn.Linear(self.in_features, self.out_features,
@@ -105,9 +99,13 @@ class Int8Linear(torch.nn.Module):
             plain.weight.copy_(linear.weight.float())
             if linear.bias is not None:
                 plain.bias.copy_(linear.bias.float())
-        plain.qconfig = per_channel_dynamic_qconfig
         with warnings.catch_warnings():
+            # torch marks its eager quantization as headed for torchao,
+            # whose int8 CPU kernels are 10-20x slower without compile.
             warnings.simplefilter('ignore')
+            from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+            from torch.ao.quantization import per_channel_dynamic_qconfig
+            plain.qconfig = per_channel_dynamic_qconfig
             self.inner = DynamicLinear.from_float(plain)
         self.weight_bytes = self.in_features * self.out_features
 

@@ -164,15 +164,13 @@ def _figures(times, batch, new_tokens, floor_ms):
     """Medians, spreads, ratios and the decode step of one batch size."""
     steps = max(1, new_tokens - 1)
     row = {}
-    for name, key in (('hf', 'hf'), ('fast', 'fast'),
-                      ('generate_kernels', 'generate_kernels'),
-                      ('fast_unquantized', 'fast_unquantized')):
+    for name in ('hf', 'fast', 'generate_kernels', 'fast_unquantized'):
         if name not in times:
             continue
         median, low, high = spread(times[name])
-        row[f'{key}_ms_per_caption'] = median / batch
-        row[f'{key}_ms_per_caption_min_max'] = [low / batch, high / batch]
-        row[f'{key}_captions_per_s'] = 1000 * batch / median
+        row[f'{name}_ms_per_caption'] = median / batch
+        row[f'{name}_ms_per_caption_min_max'] = [low / batch, high / batch]
+        row[f'{name}_captions_per_s'] = 1000 * batch / median
     for name, prefill in (('fast', 'prefill'),
                           ('fast_unquantized', 'prefill_unquantized')):
         if name in times:
