@@ -7,7 +7,7 @@ from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.cpu_linears import (cpu_has_native_bf16,
                                                Int8Linear, PackedLinear,
                                                packing_available,
-                                               sped_up_copy)
+                                               packing_exact, sped_up_copy)
 from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
 from camera_caption.engine.local_backend import LocalBackend
 from camera_caption.engine.model_loading import load_caption_model
@@ -75,6 +75,22 @@ def test_bf16_model_captions_the_same_with_packed_weights(tiny_model_dir):
     assert said == plain.caption(frames)
     fast = FastBlip2Captioner.upgrade(packed, max_batch=2)
     assert fast.caption(frames[:2]) == said[:2]
+
+
+@needs_packing
+def test_inexact_packing_keeps_the_plain_layers(tiny_model_dir,
+                                                monkeypatch):
+    # oneDNN's answer is checked at load; where a CPU's kernel differed
+    # from F.linear, the model loads with its plain layers and says why.
+    assert packing_exact(torch.nn.Linear(2560, 4).to(torch.bfloat16))
+    import camera_caption.engine.cpu_linears as cpu_linears
+    monkeypatch.setattr(cpu_linears, 'packing_exact', lambda sample: False)
+    model = load_caption_model(tiny_model_dir, device='cpu',
+                               dtype='bfloat16', max_new_tokens=8)
+    assert _kinds(model.model) == {'Linear'}
+    assert 'differ from F.linear on this CPU: the plain layers are kept' \
+        in model.cpu_kernels
+    assert len(model.caption(_check_frames()[0][:2])) == 2
 
 
 def test_sped_up_copy_leaves_the_original_as_it_was(tiny_model_dir):

@@ -93,6 +93,7 @@ def test_japanese_clip_captions_through_topics_and_transcripts(
     info = json.loads(raw)
     assert (info['clip_first_stamp'], info['clip_last_stamp'],
             info['clip_frames']) == (101.0, 102.0, 3)
+    assert info['input'] == 'images'          # how: a clip as 3 images
     assert backend.prepared >= 5
     first = json.loads(infos.items[0][1])['clip_first_stamp']
     lines = files['jsonl'].read_text(encoding='utf-8').splitlines()

@@ -6,8 +6,8 @@ at toy sizes, with a byte-level BPE tokenizer trained locally on English
 and Japanese text, a ChatML-style chat template and a ``LlavaProcessor``,
 saved with ``save_pretrained`` so that it loads through
 ``AutoProcessor``/``AutoModelForImageTextToText`` as a downloaded chat
-model does.  It stands in for Qwen2-VL, SmolVLM, LLaVA-OneVision and the
-like in tests (their processors need torchvision in transformers 5).
+model does.  The other families' real architectures are in
+:mod:`tiny_families`.
 
     python test/tiny_chat_vlm.py /tmp/tiny-chat-vlm
 """

@@ -63,6 +63,17 @@ class CaptionBackend(abc.ABC):
     def describe(self):
         """Say in one line what captions (for the log)."""
 
+    def path(self, clip):
+        """
+        Say how a still (or a clip, ``clip`` True) is captioned.
+
+        Returns ``{'family', 'model_type', 'input', 'engine'}`` for
+        ``caption_info``; ``input`` is ``still``, ``images`` (a clip as N
+        images) or ``video`` (a clip as one video).
+        """
+        return {'family': '', 'model_type': '',
+                'input': 'images' if clip else 'still', 'engine': ''}
+
     def stats(self):
         """Return ``{name: value}`` figures for ``/diagnostics``."""
         return {}

@@ -130,9 +130,11 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
     Processor inputs for a batch of frame lists (one per camera).
 
     Returns the processor's output (tensors) for the rendered templates
-    and the images or videos, padded on the left.
+    and the images or videos, padded on the left.  Images go as PIL images,
+    which every processor takes (Idefics2's refuses arrays).
     """
     import numpy as np
+    from PIL import Image
     texts, images, videos = [], [], []
     for frames in batch:
         use_video = video and len(frames) > 1
@@ -141,8 +143,8 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
             add_generation_prompt=True, tokenize=False))
         if use_video:
             videos.append(np.stack(frames))
-        else:
-            images.extend(frames)
+        else:           # one list per camera: SmolVLM splits no flat list
+            images.append([Image.fromarray(np.asarray(f)) for f in frames])
     kwargs = {'text': texts, 'return_tensors': 'pt', 'padding': True}
     if images:
         kwargs['images'] = images

@@ -80,6 +80,15 @@ class LocalBackend(CaptionBackend):
         """Resize and normalise a frame to the model's pixels (clip rings)."""
         return self.model.prepare(frame)
 
+    def path(self, clip):
+        """Family, model type, still/images/video and engine of a caption."""
+        model = self.model
+        video = clip and getattr(model, 'video', False)
+        return {'family': model.family.split(' ')[0],
+                'model_type': getattr(model.model.config, 'model_type', ''),
+                'input': 'video' if video else 'images' if clip else 'still',
+                'engine': model.engine.split(' ', 1)[0]}
+
     def describe(self):
         """Say which model runs where."""
         return self.model.describe()

@@ -6,7 +6,9 @@ SGLang, TGI, Ollama and ``transformers serve`` all answer
 ``POST /v1/chat/completions`` with an image as an ``image_url`` part (a
 ``data:image/jpeg;base64,...`` URL).  Each frame is resized to at most
 ``image_max_side`` pixels, JPEG-encoded and sent with the prompt,
-``max_tokens`` and temperature 0 (greedy, as the local backend).
+``max_tokens`` and temperature 0 (greedy, as the local backend).  A clip
+(``clip_frames`` > 1) goes as its N frames, oldest first, as N images in
+the one user message; ``system_prompt``, when set, is the system message.
 
 A batch (one frame per camera) goes out concurrently on at most
 ``max_in_flight`` kept-alive connections, and :meth:`caption` returns when
@@ -201,12 +203,12 @@ class OpenAIBackend(CaptionBackend):
         if waiting or self._closed.is_set():
             return [None] * len(frames)
         jobs = []
-        for image in frames:
-            if isinstance(image, (list, tuple)):
-                image = image[-1]   # a clip: its newest frame (stills only)
-            url = encode_frame(image, self.image_max_side, self.jpeg_quality)
+        for item in frames:         # a still, or a clip: N images, in order
+            images = item if isinstance(item, (list, tuple)) else [item]
+            urls = [encode_frame(image, self.image_max_side,
+                                 self.jpeg_quality) for image in images]
             job = _Job(json.dumps(chat_request(
-                self.model, url, prompt, max_new_tokens, system_prompt)))
+                self.model, urls, prompt, max_new_tokens, system_prompt)))
             jobs.append(job)
             self._jobs.put(job)
         for job in jobs:
@@ -305,6 +307,11 @@ class OpenAIBackend(CaptionBackend):
             self._say('bad', f'answer from {self.endpoint} skipped: {error}')
 
     # -- reporting -----------------------------------------------------
+
+    def path(self, clip):
+        """Say a clip goes as N images; the server's model type is unknown."""
+        return {'family': 'openai', 'model_type': '',
+                'input': 'images' if clip else 'still', 'engine': 'openai'}
 
     def describe(self):
         """Say which model answers where."""

@@ -85,9 +85,18 @@ def encode_frame(image, max_side, quality):
     return 'data:image/jpeg;base64,' + base64.b64encode(data).decode('ascii')
 
 
-def chat_request(model, image_url, prompt, max_new_tokens, system_prompt=''):
-    """Return the body of one chat completion request."""
-    content = [{'type': 'image_url', 'image_url': {'url': image_url}}]
+def chat_request(model, image_urls, prompt, max_new_tokens,
+                 system_prompt=''):
+    """
+    Return the body of one chat completion request.
+
+    ``image_urls``: one image (a still) or a clip's frames, oldest first,
+    all in the one user message.
+    """
+    if isinstance(image_urls, str):
+        image_urls = [image_urls]
+    content = [{'type': 'image_url', 'image_url': {'url': url}}
+               for url in image_urls]
     if prompt:
         content.append({'type': 'text', 'text': prompt})
     messages = [{'role': 'user', 'content': content}]

@@ -174,10 +174,15 @@ class CaptionService:
         out = CaptionOut(
             frame.topic, camera, text, frame, result.inference_seconds,
             latency, result.clip_first, result.clip_last, result.clip_frames,
-            self.events.match(frame.topic, text, time.monotonic()))
+            self.events.match(frame.topic, text, time.monotonic()),
+            self._path(bool(result.clip_frames)))
         for pattern in out.events:
             self.log.info(f'caption_event {pattern!r} on {camera}: {text}')
         self._on_caption(out)
+
+    def _path(self, clip):
+        backend = self.backend
+        return backend.path(clip) if backend is not None else {}
 
     def _answered(self, result):
         if not self._running:

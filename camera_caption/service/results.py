@@ -31,6 +31,7 @@ class CaptionOut:
     clip_last: float = None
     clip_frames: int = 0
     events: list = field(default_factory=list)   # watch patterns that fired
+    path: dict = field(default_factory=dict)     # backend.path(): how
 
     def info_json(self):
         """Return the ``caption_info`` JSON."""
@@ -38,6 +39,7 @@ class CaptionOut:
                 'image_topic': self.camera, 'caption': self.text,
                 'inference_s': round(self.inference_s, 4),
                 'latency_s': round(self.latency_s, 4)}
+        info.update(self.path)
         if self.clip_frames:
             info.update(clip_first_stamp=self.clip_first,
                         clip_last_stamp=self.clip_last,

@@ -47,7 +47,7 @@ def random_config(name):
                        image_token_index=IMAGE_TOKEN)
 
 
-def random_model(name, device, dtype):
+def random_model(name, device, dtype, config=None):
     """
     BLIP-2 of a known configuration with random weights, in ``dtype``.
 
@@ -55,9 +55,10 @@ def random_model(name, device, dtype):
     in ``dtype`` and drawn from N(0, initializer_range) (norms: 1 and 0),
     seeded: no float32 copy of the whole model, and no slow per-module
     initialisers.  Parts that ``from_pretrained`` keeps in float32 stay so.
+    ``config``: that of ``name``, changed (default: ``name``'s own).
     """
     from transformers import Blip2ForConditionalGeneration
-    config = random_config(name)
+    config = config or random_config(name)
     with torch.device('meta'):
         model = Blip2ForConditionalGeneration(config)
     model = model.to_empty(device=device).to(dtype)
@@ -102,19 +103,24 @@ def build_model(args, device, dtype):
     return model, source, time.monotonic() - start
 
 
-def save_random_model(name, out_dir, dtype=torch.float16, device='cpu'):
+def save_random_model(name, out_dir, dtype=torch.float16, device='cpu',
+                      words_only=False):
     """
     Save a known configuration with random weights, with a processor.
 
     The tokenizer is the tiny model's (trained locally; its ids are a
     subset of OPT's vocabulary, so captions are gibberish but the compute
     is the real model's), so ``from_pretrained`` and the captioner load it
-    with no download.  Returns ``out_dir``.
+    with no download.  ``words_only``: greedy decoding picks only words,
+    never EOS (:func:`~camera_caption.tools.tiny_blip2.words_only_head`),
+    so that every engine and server decodes ``max_new_tokens`` readable
+    tokens.  Returns ``out_dir``.
     """
     from transformers import (Blip2ForConditionalGeneration, Blip2Processor,
                               BlipImageProcessor)
 
-    from camera_caption.tools.tiny_blip2 import build_tokenizer
+    from camera_caption.tools.tiny_blip2 import (build_tokenizer,
+                                                 words_only_head)
     tokenizer = build_tokenizer()
     config = random_config(name)
     image_token = tokenizer.convert_tokens_to_ids('<image>')
@@ -122,9 +128,14 @@ def save_random_model(name, out_dir, dtype=torch.float16, device='cpu'):
         if hasattr(config, key):
             setattr(config, key, image_token)
     torch.manual_seed(0)
-    with torch.device(device):
-        model = Blip2ForConditionalGeneration(config)
-    model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
+    if name == 'tiny':
+        with torch.device(device):
+            model = Blip2ForConditionalGeneration(config)
+        model = keep_fp32_like_from_pretrained(model.to(dtype).eval(), dtype)
+    else:                       # full size: built on meta, filled in place
+        model = random_model(name, device, dtype, config)
+    if words_only:
+        words_only_head(model, tokenizer)
     size = config.vision_config.image_size
     processor = Blip2Processor(
         image_processor=BlipImageProcessor(

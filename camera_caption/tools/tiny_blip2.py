@@ -137,6 +137,36 @@ def build_tiny_blip2(out_dir, seed=0, weight_scale=1.0, add_bos=True):
     return out_dir
 
 
+WORD = r'^ [a-z]+$'
+
+
+def words_only_head(model, tokenizer):
+    """
+    Make greedy decoding pick only lower-case words, never EOS; in place.
+
+    The output head's rows of every id that does not decode to a word
+    (``' person'``) are zeroed, so their logit is 0 while the best word's
+    is above 0: captions are readable words instead of random bytes, and
+    every caption runs to ``max_new_tokens``.  The head is untied from the
+    input embedding.  The compute is unchanged.
+    """
+    import re
+
+    import torch
+    word = re.compile(WORD)
+    lm_head = model.language_model.get_output_embeddings()
+    keep = torch.zeros(lm_head.weight.shape[0], dtype=torch.bool)
+    keep[[i for i in range(len(tokenizer))
+          if word.match(tokenizer.decode([i]))]] = True
+    with torch.no_grad():
+        head = lm_head.weight.detach().clone()
+        head[~keep] = 0.0
+        lm_head.weight = torch.nn.Parameter(head)   # untied from the input
+    model.config.text_config.tie_word_embeddings = False
+    model.config.tie_word_embeddings = False
+    return model
+
+
 def main(argv=None):
     """Command line entry: build the tiny model into a directory."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])

