@@ -5,6 +5,7 @@ import shutil
 
 from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.caption_model import strip_prompt_text
+from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
 from camera_caption.engine.model_loading import (dtype_choice, dtype_kwarg,
                                                  load_caption_model,
                                                  resolve_device,
@@ -53,6 +54,20 @@ def test_batch_of_two_matches_plain_generate(tiny_engine, prompt):
     # Batched captions equal one-by-one captions.
     assert captions == [tiny_engine.caption([im], prompt)[0]
                         for im in images]
+
+
+def test_a_bgr8_view_captions_as_its_copy(tiny_engine, tiny_model_dir):
+    # bgr8 images arrive as reversed views (negative strides), which
+    # torchvision's image processors refuse; the engines take them, in
+    # stills and clips, on the fast path and through generate().
+    stored = frames(2, seed=4)
+    views = [np.ascontiguousarray(f[..., ::-1])[..., ::-1] for f in stored]
+    assert views[0].strides[-1] < 0
+    fast = FastBlip2Captioner.upgrade(load_caption_model(
+        tiny_model_dir, device='cpu', max_new_tokens=8))
+    for engine in (tiny_engine, fast):          # generate(), the fast path
+        assert engine.caption(views) == engine.caption(stored)
+        assert engine.caption([views]) == engine.caption([stored])
 
 
 def test_captions_depend_on_the_image(tiny_engine):

@@ -108,7 +108,9 @@ def test_torch_preprocessing_matches_the_image_processor(tiny_engine):
     images = frames(2, seed=1) + [np.ascontiguousarray(
         frames(1, seed=2)[0][..., ::-1])[..., ::-1]]      # a BGR view
     ours = pre(images)
-    theirs = processor(images, return_tensors='pt')['pixel_values']
+    # torchvision's processors refuse the reversed view: give them a copy.
+    theirs = processor([np.ascontiguousarray(i) for i in images],
+                       return_tensors='pt')['pixel_values']
     assert ours.shape == theirs.shape
     # torch's bicubic (a=-0.75, antialiased) vs PIL's (a=-0.5): a fraction
     # of a grey level on average, a few grey levels at worst.

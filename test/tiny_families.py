@@ -62,6 +62,20 @@ def family_tokenizer(special_tokens, eos, pad):
     return tokenizer
 
 
+def small_text(tokenizer, eos, model_type=None, **changes):
+    """Return a 2-layer language model config dict for ``tokenizer``."""
+    text = {'vocab_size': len(tokenizer), 'hidden_size': 32,
+            'intermediate_size': 64, 'num_hidden_layers': 2,
+            'num_attention_heads': 4, 'num_key_value_heads': 2,
+            'max_position_embeddings': 1024,
+            'eos_token_id': tokenizer.convert_tokens_to_ids(eos),
+            'pad_token_id': tokenizer.pad_token_id, 'bos_token_id': None}
+    if model_type:
+        text['model_type'] = model_type
+    text.update(changes)
+    return text
+
+
 def _spread(model, scale=4.0):
     """Widen random weights so that greedy tokens vary (norms kept)."""
     import torch
@@ -86,14 +100,8 @@ def build_qwen_vl(out_dir, version='2', seed=0):
     torch.manual_seed(seed)
     tokenizer = family_tokenizer(QWEN_TOKENS, '<|im_end|>', '<|endoftext|>')
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_TOKENS}
-    text = {'vocab_size': len(tokenizer), 'hidden_size': 32,
-            'intermediate_size': 64, 'num_hidden_layers': 2,
-            'num_attention_heads': 4, 'num_key_value_heads': 2,
-            'max_position_embeddings': 512,
-            'rope_parameters': {'rope_type': 'default', 'rope_theta': 1e4,
-                                'mrope_section': [2, 1, 1]},
-            'eos_token_id': ids['<|im_end|>'],
-            'pad_token_id': ids['<|endoftext|>'], 'bos_token_id': None}
+    text = small_text(tokenizer, '<|im_end|>', rope_parameters={
+        'rope_type': 'default', 'rope_theta': 1e4, 'mrope_section': [2, 1, 1]})
     if version == '2':
         vision = {'depth': 2, 'embed_dim': 32, 'hidden_size': 32,
                   'num_heads': 4, 'mlp_ratio': 2, 'patch_size': 14,
@@ -132,17 +140,11 @@ def build_qwen3_vl(out_dir, seed=0):
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_TOKENS}
     pixels = {'shortest_edge': 32 * 32, 'longest_edge': 64 * 64}
     config = tf.Qwen3VLConfig(
-        text_config={'vocab_size': len(tokenizer), 'hidden_size': 32,
-                     'intermediate_size': 64, 'num_hidden_layers': 2,
-                     'num_attention_heads': 4, 'num_key_value_heads': 2,
-                     'head_dim': 8, 'max_position_embeddings': 512,
-                     'rope_parameters': {
-                         'rope_type': 'default', 'rope_theta': 1e4,
-                         'mrope_section': [2, 1, 1],
-                         'mrope_interleaved': True},
-                     'eos_token_id': ids['<|im_end|>'],
-                     'pad_token_id': ids['<|endoftext|>'],
-                     'bos_token_id': None},
+        text_config=small_text(tokenizer, '<|im_end|>', head_dim=8,
+                               rope_parameters={
+                                   'rope_type': 'default', 'rope_theta': 1e4,
+                                   'mrope_section': [2, 1, 1],
+                                   'mrope_interleaved': True}),
         vision_config={'depth': 2, 'hidden_size': 32,
                        'intermediate_size': 64, 'num_heads': 4,
                        'out_hidden_size': 32, 'patch_size': 16,
@@ -221,14 +223,7 @@ def build_llava_onevision(out_dir, seed=0):
                        'image_size': side, 'patch_size': patch,
                        'hidden_size': 32, 'intermediate_size': 64,
                        'num_hidden_layers': 2, 'num_attention_heads': 4},
-        text_config={'model_type': 'qwen2', 'vocab_size': len(tokenizer),
-                     'hidden_size': 32, 'intermediate_size': 64,
-                     'num_hidden_layers': 2, 'num_attention_heads': 4,
-                     'num_key_value_heads': 2,
-                     'max_position_embeddings': 1024,
-                     'eos_token_id': ids['<|im_end|>'],
-                     'pad_token_id': ids['<|endoftext|>'],
-                     'bos_token_id': None},
+        text_config=small_text(tokenizer, '<|im_end|>', 'qwen2'),
         image_token_index=ids['<image>'], video_token_index=ids['<video>'],
         vision_feature_select_strategy='full', vision_feature_layer=-1,
         image_grid_pinpoints=[[side, side]])
@@ -271,14 +266,7 @@ def build_idefics2(out_dir, seed=0):
         perceiver_config={'hidden_size': 32, 'resampler_n_latents': latents,
                           'resampler_depth': 1, 'resampler_n_heads': 2,
                           'resampler_head_dim': 8, 'num_key_value_heads': 1},
-        text_config={'model_type': 'mistral', 'vocab_size': len(tokenizer),
-                     'hidden_size': 32, 'intermediate_size': 64,
-                     'num_hidden_layers': 2, 'num_attention_heads': 4,
-                     'num_key_value_heads': 2,
-                     'max_position_embeddings': 512,
-                     'eos_token_id': ids['<end_of_utterance>'],
-                     'pad_token_id': tokenizer.pad_token_id,
-                     'bos_token_id': None},
+        text_config=small_text(tokenizer, '<end_of_utterance>', 'mistral'),
         image_token_id=ids['<image>'])
     processor = tf.Idefics2Processor(
         image_processor=tf.Idefics2ImageProcessor(
@@ -317,14 +305,7 @@ def build_smolvlm(out_dir, seed=0):
         vision_config={'hidden_size': 32, 'intermediate_size': 64,
                        'num_hidden_layers': 2, 'num_attention_heads': 4,
                        'image_size': side, 'patch_size': patch},
-        text_config={'model_type': 'llama', 'vocab_size': len(tokenizer),
-                     'hidden_size': 32, 'intermediate_size': 64,
-                     'num_hidden_layers': 2, 'num_attention_heads': 4,
-                     'num_key_value_heads': 2,
-                     'max_position_embeddings': 1024,
-                     'eos_token_id': ids['<end_of_utterance>'],
-                     'pad_token_id': tokenizer.pad_token_id,
-                     'bos_token_id': None},
+        text_config=small_text(tokenizer, '<end_of_utterance>', 'llama'),
         image_token_id=ids['<image>'], scale_factor=scale)
     size = {'longest_edge': side}
     processor = tf.SmolVLMProcessor(
@@ -339,6 +320,47 @@ def build_smolvlm(out_dir, seed=0):
     return _save(model, processor, out_dir)
 
 
+def build_florence2(out_dir, seed=0):
+    """Florence-2: DaViT vision, BART, task prompts (no chat template)."""
+    import tempfile
+
+    import torch
+    import transformers as tf
+    torch.manual_seed(seed)
+    tokenizer = family_tokenizer(['<image>'], '</s>', '<pad>')
+    with tempfile.TemporaryDirectory() as folder:  # image_token: a named one
+        tokenizer.save_pretrained(folder)
+        tokenizer = tf.AutoTokenizer.from_pretrained(
+            folder, extra_special_tokens={'image_token': '<image>'})
+    eos, side = tokenizer.eos_token_id, 32
+    config = tf.Florence2Config(
+        text_config={'model_type': 'bart', 'vocab_size': len(tokenizer),
+                     'max_position_embeddings': 256, 'd_model': 16,
+                     'encoder_layers': 1, 'encoder_ffn_dim': 32,
+                     'encoder_attention_heads': 2, 'decoder_layers': 1,
+                     'decoder_ffn_dim': 32, 'decoder_attention_heads': 2,
+                     'eos_token_id': eos, 'bos_token_id': eos,
+                     'pad_token_id': tokenizer.pad_token_id,
+                     'decoder_start_token_id': eos,
+                     'forced_eos_token_id': eos},
+        vision_config={'patch_size': [7], 'depths': [1],
+                       'patch_stride': [4], 'patch_padding': [3],
+                       'patch_prenorm': [False], 'embed_dim': [16],
+                       'num_heads': [1], 'num_groups': [1],
+                       'window_size': 12, 'projection_dim': 16},
+        image_token_id=tokenizer.image_token_id)
+    size = {'height': side, 'width': side}
+    processor = tf.Florence2Processor(
+        image_processor=tf.CLIPImageProcessor(
+            size=size, crop_size=size, do_center_crop=False,
+            image_seq_length=(side // 4) ** 2 + 1),   # DaViT: 8 x 8, + 1
+        tokenizer=tokenizer,
+        post_processor_config={'pure_text': {}, 'bboxes': {},
+                               'description_with_bboxes': {}})
+    model = _spread(tf.Florence2ForConditionalGeneration(config).eval())
+    return _save(model, processor, out_dir)
+
+
 FAMILIES = {
     'qwen2_vl': lambda out_dir: build_qwen_vl(out_dir, '2'),
     'qwen2_5_vl': lambda out_dir: build_qwen_vl(out_dir, '2.5'),
@@ -347,6 +369,7 @@ FAMILIES = {
     'llava_onevision': build_llava_onevision,
     'idefics2': build_idefics2,
     'smolvlm': build_smolvlm,
+    'florence2': build_florence2,
 }
 
 

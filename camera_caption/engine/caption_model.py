@@ -13,7 +13,9 @@ or of :meth:`CaptionModel.prepare` results).  Each family is one subclass:
 * :class:`~camera_caption.engine.fast_blip2_captioner.FastBlip2Captioner`:
   BLIP-2/OPT with the static-cache greedy decoder;
 * :class:`~camera_caption.engine.chat_vlm.ChatVlmCaptioner`: chat
-  vision-language models through their chat template.
+  vision-language models through their chat template;
+* :class:`~camera_caption.engine.task_prompt.TaskPromptCaptioner`:
+  Florence-2, a task token and one image.
 """
 
 from camera_caption.utilities.gpu_memory import release_cuda_cache
@@ -26,6 +28,7 @@ class CaptionModel:
     """A loaded model behind ``caption()``; subclasses add a family's way."""
 
     family = 'image-to-text'
+    takes_clips = True          # False: a clip is captioned on its newest
 
     def __init__(self, model, processor, device, dtype, model_id='',
                  max_new_tokens=20, load_seconds=0.0):
@@ -52,7 +55,9 @@ class CaptionModel:
         """
         if not frames:
             return []
-        return self._caption(list(frames), prompt or '',
+        frames = [[_contiguous(f) for f in item] if is_clip(item)
+                  else _contiguous(item) for item in frames]
+        return self._caption(frames, prompt or '',
                              int(max_new_tokens or self.max_new_tokens),
                              system_prompt or '')
 
@@ -98,6 +103,19 @@ class CaptionModel:
         """Return a one-line description for logs."""
         return (f'{self.model_id} on {self.device} ({str(self.dtype)[6:]}), '
                 f'loaded in {self.load_seconds:.1f} s')
+
+
+def _contiguous(frame):
+    """
+    Return an array frame in one contiguous block (others as they are).
+
+    A ``bgr8`` image arrives as a reversed view; torchvision's image
+    processors (transformers 5) refuse negative strides.
+    """
+    import numpy as np
+    if isinstance(frame, np.ndarray) and not frame.flags.c_contiguous:
+        return np.ascontiguousarray(frame)
+    return frame
 
 
 def is_clip(item):

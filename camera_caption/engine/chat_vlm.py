@@ -20,6 +20,7 @@ import os
 import re
 
 from camera_caption.engine.caption_model import CaptionModel, is_clip
+from camera_caption.engine.task_prompt import TASK_PROMPT_TYPES
 from camera_caption.utilities.gpu_memory import releasing_memory_on_oom
 
 # Plain-prompt image-to-text models (processor(images, text), no template).
@@ -88,10 +89,12 @@ def cannot_caption(model_id, config, processor):
         return (f"model '{model_id}' cannot caption: it takes no image "
                 f'input (model type {model_type!r} has no vision encoder); '
                 'give a vision-language model')
-    if model_type not in PLAIN_PROMPT_TYPES and not chat_template(processor):
+    if model_type not in PLAIN_PROMPT_TYPES + TASK_PROMPT_TYPES and \
+            not chat_template(processor):
         return (f"model '{model_id}' cannot caption: its processor has no "
                 f'chat template and model type {model_type!r} has no '
-                'plain-prompt path (only the BLIP-2 family has one)')
+                'plain-prompt path (only the BLIP-2 family and Florence-2 '
+                'have one)')
     return ''
 
 

@@ -83,6 +83,7 @@ class LocalBackend(CaptionBackend):
     def path(self, clip):
         """Family, model type, still/images/video and engine of a caption."""
         model = self.model
+        clip = clip and model.takes_clips
         video = clip and getattr(model, 'video', False)
         return {'family': model.family.split(' ')[0],
                 'model_type': getattr(model.model.config, 'model_type', ''),

@@ -24,6 +24,8 @@ from camera_caption.engine.chat_vlm import (cannot_caption, chat_template,
                                             ChatVlmCaptioner, heron_reason,
                                             takes_video)
 from camera_caption.engine.model_source import ModelSourceError, resolve_model
+from camera_caption.engine.task_prompt import (is_task_prompt_model,
+                                               TaskPromptCaptioner)
 from camera_caption.engine.video_blip import (is_blip2_family,
                                               is_video_checkpoint)
 
@@ -199,7 +201,9 @@ def load_caption_model(model_id, device='auto', dtype='auto',
         kernels = speed_up_language_model(model, quantize)
     args = (model, processor, device, torch_dtype, model_id,
             max_new_tokens, time.monotonic() - start)
-    if not is_blip2_family(model) and chat_template(processor):
+    if is_task_prompt_model(config):
+        loaded = TaskPromptCaptioner(*args)
+    elif not is_blip2_family(model) and chat_template(processor):
         loaded = ChatVlmCaptioner(*args, video=takes_video(config, processor))
     else:
         loaded = Blip2Captioner(*args,
