@@ -8,9 +8,6 @@ inputs_embeds.  The engine must give the same tokens on generate() and on
 the fast path, for a checkpoint saved the way VideoBLIP saves them.
 """
 
-import glob
-import json
-import os
 import threading
 
 from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
@@ -22,29 +19,13 @@ from camera_caption.pipeline.settings import CaptionSettings
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2, TINY_IMAGE_SIZE
 import numpy as np
 import pytest
+from tiny_families import save_as_videoblip
 import torch
 
 pytestmark = pytest.mark.unit
 
 PROMPTS = ['', 'question: what is happening? answer:']
 MAX_NEW = 8
-
-
-def save_as_videoblip(path):
-    """Rewrite a saved BLIP-2 as VideoBLIP's checkpoints name themselves."""
-    with open(os.path.join(path, 'config.json'), encoding='utf-8') as f:
-        config = json.load(f)
-    config['architectures'] = ['VideoBlipForConditionalGeneration']
-    with open(os.path.join(path, 'config.json'), 'w', encoding='utf-8') as f:
-        json.dump(config, f)
-    for name in glob.glob(os.path.join(path, '*.json')):
-        with open(name, encoding='utf-8') as f:
-            data = json.load(f)
-        if isinstance(data, dict) and 'processor_class' in data:
-            data['processor_class'] = 'VideoBlipProcessor'
-            with open(name, 'w', encoding='utf-8') as f:
-                json.dump(data, f)
-    return path
 
 
 @pytest.fixture(scope='module')

@@ -33,24 +33,30 @@ PROMPT = 'この映像の状況を日本語で一文で説明してください'
 SYSTEM = 'あなたはロボットの目です。日本語で答えてください。'
 MAX_NEW = 5
 HAS_TORCHVISION = importlib.util.find_spec('torchvision') is not None
-# builder: (model class, model type, caption family, a clip goes as)
+# builder: (model class, model type, caption family, a clip goes as, engine)
 EXPECTED = {
-    'qwen2_vl': ('Qwen2VLForConditionalGeneration', 'qwen2_vl', 'chat',
-                 'video'),
-    'qwen2_5_vl': ('Qwen2_5_VLForConditionalGeneration', 'qwen2_5_vl',
-                   'chat', 'video'),
-    'qwen3_vl': ('Qwen3VLForConditionalGeneration', 'qwen3_vl', 'chat',
-                 'video'),
+    'blip2_opt': ('Blip2ForConditionalGeneration', 'blip-2', 'blip-2',
+                  'images', 'fast'),
+    'video_blip': ('Blip2ForConditionalGeneration', 'blip-2', 'blip-2',
+                   'images', 'fast'),
     'blip2_t5': ('Blip2ForConditionalGeneration', 'blip-2', 'blip-2',
-                 'images'),
+                 'images', 'generate'),
+    'llava': ('LlavaForConditionalGeneration', 'llava', 'chat', 'images',
+              'generate'),
+    'qwen2_vl': ('Qwen2VLForConditionalGeneration', 'qwen2_vl', 'chat',
+                 'video', 'generate'),
+    'qwen2_5_vl': ('Qwen2_5_VLForConditionalGeneration', 'qwen2_5_vl',
+                   'chat', 'video', 'generate'),
+    'qwen3_vl': ('Qwen3VLForConditionalGeneration', 'qwen3_vl', 'chat',
+                 'video', 'generate'),
     'llava_onevision': ('LlavaOnevisionForConditionalGeneration',
-                        'llava_onevision', 'chat', 'video'),
+                        'llava_onevision', 'chat', 'video', 'generate'),
     'idefics2': ('Idefics2ForConditionalGeneration', 'idefics2', 'chat',
-                 'images'),
+                 'images', 'generate'),
     'smolvlm': ('SmolVLMForConditionalGeneration', 'smolvlm', 'chat',
-                'images'),
+                'images', 'generate'),
     'florence2': ('Florence2ForConditionalGeneration', 'florence2',
-                  'florence-2', 'still'),       # one image: a clip's newest
+                  'florence-2', 'still', 'generate'),   # a clip's newest
 }
 NEEDS_TORCHVISION = {'qwen2_vl', 'qwen2_5_vl', 'qwen3_vl', 'llava_onevision',
                      'smolvlm'}
@@ -111,7 +117,7 @@ def reference(engine, clip, video):
 def test_two_cameras_caption_japanese_clips_through_the_node(ros_context,
                                                              family_dir):
     family, model_dir = family_dir
-    model_class, model_type, kind, clip_as = EXPECTED[family]
+    model_class, model_type, kind, clip_as, decoder = EXPECTED[family]
     video = clip_as == 'video'
     captioner = CaptionerNode(context=ros_context, parameter_overrides=params(
         model=model_dir, device='cpu', dtype='float32', rate_hz=5.0,
@@ -154,5 +160,5 @@ def test_two_cameras_caption_japanese_clips_through_the_node(ros_context,
         assert info['clip_frames'] >= 2, info
         assert (info['family'], info['model_type'], info['input'],
                 info['engine']) == (kind, model_type, clip_as,
-                                    'generate'), info
+                                    decoder), info
     assert captioner.worker.last_batch_size == 2

@@ -17,8 +17,9 @@ processor and model code.
 import argparse
 import os
 
-from camera_caption.tools.tiny_blip2 import _CORPUS, build_tokenizer
-from tiny_chat_vlm import JAPANESE_CORPUS
+from camera_caption.tools.tiny_blip2 import (_CORPUS, build_tiny_blip2,
+                                             build_tokenizer)
+from tiny_chat_vlm import build_tiny_chat_vlm, JAPANESE_CORPUS
 
 # Qwen2-VL's own template (Qwen2.5-VL's is the same).
 QWEN_TEMPLATE = (
@@ -361,7 +362,30 @@ def build_florence2(out_dir, seed=0):
     return _save(model, processor, out_dir)
 
 
+def save_as_videoblip(path):
+    """Rewrite a saved BLIP-2 as VideoBLIP's checkpoints name themselves."""
+    import glob
+    import json
+    with open(os.path.join(path, 'config.json'), encoding='utf-8') as f:
+        config = json.load(f)
+    config['architectures'] = ['VideoBlipForConditionalGeneration']
+    with open(os.path.join(path, 'config.json'), 'w', encoding='utf-8') as f:
+        json.dump(config, f)
+    for name in glob.glob(os.path.join(path, '*.json')):
+        with open(name, encoding='utf-8') as f:
+            data = json.load(f)
+        if isinstance(data, dict) and 'processor_class' in data:
+            data['processor_class'] = 'VideoBlipProcessor'
+            with open(name, 'w', encoding='utf-8') as f:
+                json.dump(data, f)
+    return path
+
+
 FAMILIES = {
+    'blip2_opt': lambda out_dir: build_tiny_blip2(out_dir, weight_scale=4.0),
+    'video_blip': lambda out_dir: save_as_videoblip(
+        build_tiny_blip2(out_dir, seed=1, weight_scale=4.0)),
+    'llava': build_tiny_chat_vlm,
     'qwen2_vl': lambda out_dir: build_qwen_vl(out_dir, '2'),
     'qwen2_5_vl': lambda out_dir: build_qwen_vl(out_dir, '2.5'),
     'qwen3_vl': build_qwen3_vl,

@@ -89,9 +89,9 @@ def save_smolvlm2_256m(out_dir, tokens, split=True):
     """
     SmolVLM2-256M's shapes, random weights, with its processor.
 
-    ``split``: its default processing (a frame resized to 2048 pixels on
-    its longest side and cut into 512-pixel tiles, plus the whole frame:
-    17 images of 64 tokens); else one 512-pixel image.
+    ``split``: its default processing (a frame enlarged towards 2048
+    pixels on its longest side and cut into 512-pixel tiles, plus the
+    whole frame, 64 tokens each); else one 512-pixel image (64 tokens).
     """
     import transformers as tf
 
@@ -114,7 +114,7 @@ def save_smolvlm2_256m(out_dir, tokens, split=True):
                 "capitalize }}: {% for c in m['content'] %}"
                 "{% if c['type'] == 'image' %}<image>{% else %}"
                 "{{ c['text'] }}{% endif %}{% endfor %}<end_of_utterance>\n"
-                "{% endfor %}{% if add_generation_prompt %}Assistant:"
+                '{% endfor %}{% if add_generation_prompt %}Assistant:'
                 '{% endif %}')
     processor = tf.SmolVLMProcessor(
         image_processor=tf.SmolVLMImageProcessor(
@@ -193,8 +193,8 @@ def run(args, log):
             'first_caption_s': round(first[name], 1),
             'engine': backends[name].stats()['engine'].split(' ')[0],
             'parameters_m': round(checkpoint_parameters(
-                os.path.join(folder, name)) / 1e6)}
-            for name, ms in times.items()}
+                os.path.join(folder, name)) / 1e6),
+        } for name, ms in times.items()}
     finally:
         for backend in backends.values():
             backend.close()
