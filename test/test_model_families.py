@@ -5,9 +5,9 @@ For every family that :mod:`tiny_families` builds: the checkpoint is saved
 with ``save_pretrained`` and loaded by the captioner node itself, two
 cameras caption 4-frame clips with a Japanese prompt and a Japanese system
 prompt, and ``caption_info`` says which path ran.  On the loaded backend, a
-still and a clip must equal the captions written here by hand with the
-processor's chat template and ``generate()`` (a clip as a video where the
-model takes video).
+still (and a chat model's or Florence-2's clip) must equal the caption
+written here by hand with the processor, its chat template and
+``generate()`` (a clip as a video where the model takes video).
 """
 
 import importlib.util
@@ -161,4 +161,20 @@ def test_two_cameras_caption_japanese_clips_through_the_node(ros_context,
         assert (info['family'], info['model_type'], info['input'],
                 info['engine']) == (kind, model_type, clip_as,
                                     decoder), info
-    assert captioner.worker.last_batch_size == 2
+
+
+def test_florence2_task_answers_of_a_batch_carry_no_padding(tmp_path):
+    from camera_caption.engine.model_loading import load_caption_model
+    engine = load_caption_model(tiny_families.build_florence2(
+        str(tmp_path / 'florence2')), device='cpu', dtype='float32',
+        max_new_tokens=MAX_NEW)
+    stills = frames(3, seed=9)
+    assert engine.caption(stills, '<CAPTION>') == [
+        engine.caption([f], '<CAPTION>')[0] for f in stills]
+    # A shorter answer of a batch ends in padding, which the processor's
+    # own parsing of a text task keeps: it must not reach the caption.
+    raw = '</s>front hallway</s><pad><pad><pad>'
+    assert engine.answer(raw, '<CAPTION>', (64, 48)) == 'front hallway'
+    assert engine.processor.post_process_generation(
+        raw, task='<CAPTION>', image_size=(64, 48))['<CAPTION>'] != \
+        'front hallway'           # what it was before the fix

@@ -74,8 +74,10 @@ def reference(model, frames, prompt, system):
 
 def test_a_clip_goes_as_n_images_with_the_system_prompt(chat_server,
                                                         chat_dir):
-    backend = OpenAIBackend.create(backend_params(chat_server.endpoint), 2,
-                                   ListLog())
+    log = ListLog()
+    backend = OpenAIBackend.create(backend_params(chat_server.endpoint,
+                                                  clip_frames=3), 2, log)
+    assert log.matching('info', 'clips go as 3 images in one message')
     clips = [clip_frames(3, seed=2), clip_frames(2, seed=3)]   # 2 cameras
     still = clip_frames(1, seed=4)[0]
     try:

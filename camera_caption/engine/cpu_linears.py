@@ -25,7 +25,8 @@ asks on a CPU.
 import os
 
 from camera_caption.contract.constants import QUANTIZE_CHOICES
-from camera_caption.utilities.file_pages import page_out, tensor_ranges
+from camera_caption.utilities.file_pages import (file_backed, page_out,
+                                                 tensor_ranges)
 import torch
 
 
@@ -215,8 +216,12 @@ def speed_up_language_model(model, quantize='none'):
     for parent, name, linear in linears:
         swapped.append(kernel[0](linear))
         setattr(parent, name, swapped[-1])
-    # The originals' pages (mapped from the checkpoint) are dead weight now.
-    page_out(tensor_ranges(linear.weight for _, _, linear in linears))
+    # The originals' pages (mapped from the checkpoint) are dead weight now,
+    # but for a weight still in use (a head tied to the input embedding).
+    alive = {p.data_ptr() for p in model.parameters()}
+    page_out(file_backed(tensor_ranges(
+        linear.weight for _, _, linear in linears
+        if linear.weight.data_ptr() not in alive)))
     return _summary(kernel[1], linears, swapped)
 
 

@@ -83,6 +83,8 @@ class LocalBackend(CaptionBackend):
     def path(self, clip):
         """Family, model type, still/images/video and engine of a caption."""
         model = self.model
+        if model is None or model.model is None:       # closed
+            return super().path(clip)
         clip = clip and model.takes_clips
         video = clip and getattr(model, 'video', False)
         return {'family': model.family.split(' ')[0],

@@ -145,6 +145,11 @@ class OpenAIBackend(CaptionBackend):
                  f'{backend.max_in_flight} requests in flight, frames '
                  f'<= {backend.image_max_side or "full"} px, JPEG '
                  f'{backend.jpeg_quality})')
+        frames = params.get('clip_frames', 1)
+        if frames > 1:
+            log.info(f'clips go as {frames} images in one message: the '
+                     'served model must take several images (chat VLMs '
+                     'do; BLIP-2 takes one: set clip_frames 1 there)')
         return backend
 
     @staticmethod

@@ -50,11 +50,14 @@ class TaskPromptCaptioner(CaptionModel):
                         {})
         if task not in kinds:           # a free text prompt: the text
             return [text.strip() for text in plain]
-        return [self._answer(text, task, image.size)
+        return [self.answer(text, task, image.size)
                 for text, image in zip(raw, images)]
 
-    def _answer(self, text, task, size):
+    def answer(self, text, task, size):
         """Parse the task's answer: text, or JSON where it is not text."""
+        pad = self.processor.tokenizer.pad_token
+        if pad:                 # a shorter answer of a batch is padded
+            text = text.replace(pad, '')
         answer = self.processor.post_process_generation(
             text, task=task, image_size=size).get(task, '')
         if not isinstance(answer, str):

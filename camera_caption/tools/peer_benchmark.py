@@ -139,11 +139,15 @@ def load_server(server, args, log):
     from camera_caption.engine.openai_backend import OpenAIBackend
     start = time.monotonic()
     server.start(timeout=args.server_timeout)
-    backend = OpenAIBackend.create(
-        {'endpoint': server.endpoint, 'remote_model': '', 'api_key_env': '',
-         'ca_file': '', 'request_timeout_s': 600.0, 'max_in_flight': 1,
-         'image_max_side': 640, 'jpeg_quality': 90, 'retry_max_s': 1.0},
-        1, log)
+    try:
+        backend = OpenAIBackend.create(
+            {'endpoint': server.endpoint, 'remote_model': '',
+             'api_key_env': '', 'ca_file': '', 'request_timeout_s': 600.0,
+             'max_in_flight': 1, 'image_max_side': 640, 'jpeg_quality': 90,
+             'retry_max_s': 1.0}, 1, log)
+    except Exception:
+        server.kill()           # never left running into the next phase
+        raise
 
     def caption(image, tokens):
         text = backend.caption([image], '', tokens)[0]
@@ -152,13 +156,17 @@ def load_server(server, args, log):
                                f'(log: {server.log_path})')
         return text
 
-    caption(Images(99)(), args.new_tokens)
-    facts = {'first_caption_s': time.monotonic() - start,
-             'rss_mb': rss_mb(server.process.pid)}
-
     def close():
         backend.close()
         server.kill()
+
+    try:
+        caption(Images(99)(), args.new_tokens)
+    except Exception:
+        close()
+        raise
+    facts = {'first_caption_s': time.monotonic() - start,
+             'rss_mb': rss_mb(server.process.pid)}
     return caption, close, facts
 
 

@@ -100,6 +100,7 @@ class TinyServer:
         self.dtype = dtype          # as the server's --dtype takes it
         self.threads = threads      # CPU threads it may use
         self.process = None
+        self._killed = None         # the process kill() ended
 
     @property
     def endpoint(self):
@@ -135,6 +136,7 @@ class TinyServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.kill()             # its children may live on
                 raise RuntimeError(f'{type(self).__name__} exited with '
                                    f'{self.process.returncode} (log: '
                                    f'{self.log_path})')
@@ -156,14 +158,15 @@ class TinyServer:
 
     def kill(self):
         """Kill the server and its children (SIGKILL, as a crash); reap it."""
-        if self.process is None:
-            return
+        if self.process is None or self.process is self._killed:
+            return                      # once: its pid may be reused after
         try:
             os.killpg(self.process.pid, signal.SIGCONT)
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass                        # the whole group has gone
         self.process.wait(10)
+        self._killed = self.process
 
     def pause(self):
         """SIGSTOP: the server accepts connections but never answers."""

@@ -8,8 +8,10 @@ mapped, which is as long as any of its tensors lives.  When the CPU
 kernels replace the language model's weights with prepacked or int8
 copies, the originals' pages are dead weight: :func:`page_out` asks the
 kernel to reclaim them (``madvise(MADV_PAGEOUT)``, Linux 5.4+).  It is only
-a hint and loses nothing: a page read again is read from the file (or, for
-anonymous memory, from swap), so it is safe whatever the memory holds.
+a hint and loses nothing: a page read again is read from the file.  Only
+file-backed mappings are advised (:func:`file_backed`): weights in ordinary
+memory (a checkpoint loaded in another dtype) are freed by Python anyway,
+and paging them out would only write them to swap first.
 """
 
 import ctypes
@@ -48,6 +50,29 @@ def page_out(ranges):
         if end > start and madvise(start, end - start, MADV_PAGEOUT) == 0:
             advised += end - start
     return advised
+
+
+def file_backed(ranges, maps='/proc/self/maps'):
+    """Return the parts of ``ranges`` that lie in file-backed mappings."""
+    try:
+        with open(maps, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    mapped = []
+    for line in lines:
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[4] != '0' and \
+                fields[5].startswith('/'):
+            start, end = (int(x, 16) for x in fields[0].split('-'))
+            mapped.append((start, end))
+    out = []
+    for address, size in ranges:
+        for start, end in mapped:
+            lo, hi = max(address, start), min(address + size, end)
+            if hi > lo:
+                out.append((lo, hi - lo))
+    return out
 
 
 def tensor_ranges(tensors):
