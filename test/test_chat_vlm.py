@@ -19,13 +19,11 @@ from camera_caption.engine.local_backend import LocalBackend
 from camera_caption.engine.model_loading import load_caption_model
 import numpy as np
 import pytest
-from tiny_chat_vlm import build_tiny_chat_vlm
+from tiny_chat_vlm import build_tiny_chat_vlm, PROMPT, SYSTEM
 import torch
 
 pytestmark = pytest.mark.unit
 
-PROMPT = 'この映像の状況を日本語で一文で説明してください'
-SYSTEM = 'あなたはロボットの目です。日本語で答えてください。'
 MAX_NEW = 6
 
 

@@ -24,13 +24,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import (CaptionListener, image_msg, params, spinning,
                          wait_until)
 from sensor_msgs.msg import Image
+from tiny_chat_vlm import PROMPT, SYSTEM
 import tiny_families
 import torch
 
 pytestmark = pytest.mark.slow
 
-PROMPT = 'この映像の状況を日本語で一文で説明してください'
-SYSTEM = 'あなたはロボットの目です。日本語で答えてください。'
 MAX_NEW = 5
 HAS_TORCHVISION = importlib.util.find_spec('torchvision') is not None
 # builder: (model class, model type, caption family, a clip goes as, engine)

@@ -22,13 +22,11 @@ import numpy as np
 import pytest
 from serving_helpers import (backend_params, ListLog, models_answer,
                              RawServer)
-from tiny_chat_vlm import build_tiny_chat_vlm
+from tiny_chat_vlm import build_tiny_chat_vlm, PROMPT, SYSTEM
 import torch
 
 pytestmark = pytest.mark.slow     # a real transformers serve process
 
-PROMPT = 'この映像の状況を日本語で一文で説明してください'
-SYSTEM = 'あなたはロボットの目です。日本語で答えてください。'
 MAX_NEW = 6
 
 

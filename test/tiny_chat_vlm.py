@@ -25,6 +25,10 @@ JAPANESE_CORPUS = [
     'ロボットアームがテーブルから箱を取り上げている',
 ]
 
+# The Japanese prompt and system prompt the chat tests send.
+PROMPT = 'この映像の状況を日本語で一文で説明してください'
+SYSTEM = 'あなたはロボットの目です。日本語で答えてください。'
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
     "{% if m['content'] is string %}{{ m['content'] }}{% else %}"

@@ -315,8 +315,7 @@ class OpenAIBackend(CaptionBackend):
 
     def path(self, clip):
         """Say a clip goes as N images; the server's model type is unknown."""
-        return {'family': 'openai', 'model_type': '',
-                'input': 'images' if clip else 'still', 'engine': 'openai'}
+        return dict(super().path(clip), family='openai', engine='openai')
 
     def describe(self):
         """Say which model answers where."""

@@ -93,8 +93,6 @@ def chat_request(model, image_urls, prompt, max_new_tokens,
     ``image_urls``: one image (a still) or a clip's frames, oldest first,
     all in the one user message.
     """
-    if isinstance(image_urls, str):
-        image_urls = [image_urls]
     content = [{'type': 'image_url', 'image_url': {'url': url}}
                for url in image_urls]
     if prompt:
