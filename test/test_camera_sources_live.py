@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 
 from camera_caption.nodes.camera_node import CameraNode
 import cv2
@@ -15,6 +16,23 @@ from ros_helpers import params, spinning, wait_until
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def ns():
+    """
+    Give one test a namespace of its own for its topics.
+
+    A node of an earlier test, destroyed but not yet forgotten by DDS
+    discovery, would otherwise count as a subscriber on ``/image_raw``.
+    """
+    return f'/t{uuid.uuid4().hex[:12]}'
+
+
+def camera_node(context, ns, **values):
+    """Start a camera node in namespace ``ns`` with parameters ``values``."""
+    return CameraNode(context=context, namespace=ns,
+                      parameter_overrides=params(**values))
 
 
 def free_port():
@@ -76,15 +94,16 @@ class Counter:
         self.all.append(msg)
 
 
-def test_http_stream_is_published_and_reconnected(ros_context, capfd):
+def test_http_stream_is_published_and_reconnected(ros_context, ns, capfd):
     port = free_port()
     server = serve_http_stream(port)
     assert wait_until(lambda: listening(port), 10)
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
+    camera = camera_node(
+        ros_context, ns,
         source=f'http://127.0.0.1:{port}/cam.mjpg', width=0, height=0,
-        stream_timeout_s=1.0, reconnect_initial_s=0.2, reconnect_max_s=0.5))
-    probe = rclpy.create_node('probe', context=ros_context)
-    images = Counter(probe, Image, '/image_raw')
+        stream_timeout_s=1.0, reconnect_initial_s=0.2, reconnect_max_s=0.5)
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    images = Counter(probe, Image, 'image_raw')
     try:
         with spinning(ros_context, camera, probe):
             assert wait_until(lambda: images.count >= 10, 15), images.count
@@ -105,7 +124,7 @@ def test_http_stream_is_published_and_reconnected(ros_context, capfd):
     assert 'is back after' in log
 
 
-def test_video_file_end_without_loop_stops_cleanly(ros_context, tmp_path,
+def test_video_file_end_without_loop_stops_cleanly(ros_context, ns, tmp_path,
                                                    capfd):
     path = str(tmp_path / 'clip.avi')
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 20.0,
@@ -113,8 +132,8 @@ def test_video_file_end_without_loop_stops_cleanly(ros_context, tmp_path,
     for i in range(6):
         writer.write(np.full((48, 64, 3), i * 30, np.uint8))
     writer.release()
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
-        source=path, loop=False, fps=0.0, width=0, height=0))
+    camera = camera_node(ros_context, ns, source=path, loop=False, fps=0.0,
+                         width=0, height=0)
     assert camera.source.fps == pytest.approx(20.0)
     log = []
 
@@ -124,10 +143,10 @@ def test_video_file_end_without_loop_stops_cleanly(ros_context, tmp_path,
 
     # Played once: it waits for a subscriber, so no frame goes to nobody.
     assert wait_until(lambda: logged(
-        'waiting for a subscriber on /image_raw before playing'), 10)
+        f'waiting for a subscriber on {ns}/image_raw before playing'), 10)
     assert camera.published == 0
-    probe = rclpy.create_node('probe', context=ros_context)
-    images = Counter(probe, Image, '/image_raw')
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    images = Counter(probe, Image, 'image_raw')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: not camera._thread.is_alive(), 10)
         assert wait_until(lambda: images.count == 6, 5), images.count
@@ -135,19 +154,19 @@ def test_video_file_end_without_loop_stops_cleanly(ros_context, tmp_path,
     assert logged('after 6 frames (loop is false): publishing stopped')
 
 
-def folder_camera(context, folder, **extra):
+def folder_camera(context, ns, folder, **extra):
     """Write 0.png, 1.png, 2.png (grey 0, 50, 100); play them as bgr8."""
     for i in range(3):
         cv2.imwrite(str(folder / f'{i}.png'),
                     np.full((10, 12, 3), 50 * i, np.uint8))
-    return CameraNode(context=context, parameter_overrides=params(
-        source=str(folder), width=0, height=0, encoding='bgr8', **extra))
+    return camera_node(context, ns, source=str(folder), width=0, height=0,
+                       encoding='bgr8', **extra)
 
 
-def test_image_folder_source_publishes_each_image(ros_context, tmp_path):
-    camera = folder_camera(ros_context, tmp_path, fps=20.0, loop=False)
-    probe = rclpy.create_node('probe', context=ros_context)
-    images = Counter(probe, Image, '/image_raw')
+def test_image_folder_source_publishes_each_image(ros_context, ns, tmp_path):
+    camera = folder_camera(ros_context, ns, tmp_path, fps=20.0, loop=False)
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    images = Counter(probe, Image, 'image_raw')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: images.count == 3, 10), images.count
         assert wait_until(lambda: not camera._thread.is_alive(), 5)
@@ -156,12 +175,13 @@ def test_image_folder_source_publishes_each_image(ros_context, tmp_path):
     assert images.last.encoding == 'bgr8' and images.last.width == 12
 
 
-def test_jpeg_compressed_output(ros_context):
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
+def test_jpeg_compressed_output(ros_context, ns):
+    camera = camera_node(
+        ros_context, ns,
         source='test_pattern', width=160, height=120, fps=30.0,
-        publish_compressed=True, jpeg_quality=70))
-    probe = rclpy.create_node('probe', context=ros_context)
-    jpegs = Counter(probe, CompressedImage, '/image_raw/compressed')
+        publish_compressed=True, jpeg_quality=70)
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    jpegs = Counter(probe, CompressedImage, 'image_raw/compressed')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: jpegs.count >= 3, 10)
     msg = jpegs.last
@@ -172,22 +192,24 @@ def test_jpeg_compressed_output(ros_context):
     assert msg.header.frame_id == 'camera' and msg.header.stamp.sec > 0
 
 
-def test_missing_stream_at_start_is_a_clear_error(ros_context):
+def test_missing_stream_at_start_is_a_clear_error(ros_context, ns):
     from camera_caption.frames.frame_sources import SourceError
     port = free_port()
     with pytest.raises(SourceError, match=f'127.0.0.1:{port}'):
-        CameraNode(context=ros_context, parameter_overrides=params(
+        camera_node(
+            ros_context, ns,
             source=f'http://127.0.0.1:{port}/none.mjpg',
-            stream_timeout_s=1.0))
+            stream_timeout_s=1.0)
 
 
 def test_camera_info_beside_each_image_uncalibrated_and_from_a_file(
-        ros_context, tmp_path):
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
-        source='test_pattern', width=160, height=120, fps=30.0))
-    probe = rclpy.create_node('probe', context=ros_context)
-    images = Counter(probe, Image, '/image_raw')
-    infos = Counter(probe, CameraInfo, '/camera_info')
+        ros_context, ns, tmp_path):
+    camera = camera_node(
+        ros_context, ns,
+        source='test_pattern', width=160, height=120, fps=30.0)
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    images = Counter(probe, Image, 'image_raw')
+    infos = Counter(probe, CameraInfo, 'camera_info')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: infos.count >= 3 and images.count >= 3, 10)
     info = infos.last
@@ -206,11 +228,12 @@ def test_camera_info_beside_each_image_uncalibrated_and_from_a_file(
         'distortion_model: plumb_bob\n'
         'distortion_coefficients:\n  rows: 1\n  cols: 5\n'
         '  data: [0.1, -0.2, 0.0, 0.0, 0.0]\n')
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
+    camera = camera_node(
+        ros_context, ns,
         source='test_pattern', width=160, height=120, fps=30.0,
-        camera_info_url=f'file://{calibration}'))
-    probe = rclpy.create_node('probe2', context=ros_context)
-    infos = Counter(probe, CameraInfo, '/camera_info')
+        camera_info_url=f'file://{calibration}')
+    probe = rclpy.create_node('probe2', context=ros_context, namespace=ns)
+    infos = Counter(probe, CameraInfo, 'camera_info')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: infos.count >= 2, 10)
     info = infos.last
@@ -221,24 +244,26 @@ def test_camera_info_beside_each_image_uncalibrated_and_from_a_file(
     assert list(info.p)[:3] == [100.0, 0.0, 80.0]
 
 
-def test_bad_calibration_file_is_a_clear_start_error(ros_context, tmp_path):
+def test_bad_calibration_file_is_a_clear_start_error(ros_context, ns, tmp_path):
     from camera_caption.contract.parameters import ParameterError
     with pytest.raises(ParameterError, match='camera_info_url'):
-        CameraNode(context=ros_context, parameter_overrides=params(
-            source='test_pattern', camera_info_url=str(tmp_path / 'no.yaml')))
+        camera_node(
+            ros_context, ns,
+            source='test_pattern', camera_info_url=str(tmp_path / 'no.yaml'))
     bad = tmp_path / 'bad.yaml'
     bad.write_text('just: text\n')
     with pytest.raises(ParameterError, match="no 'camera_matrix'"):
-        CameraNode(context=ros_context, parameter_overrides=params(
-            source='test_pattern', camera_info_url=str(bad)))
+        camera_node(
+            ros_context, ns,
+            source='test_pattern', camera_info_url=str(bad))
 
 
 def test_a_corrupt_image_in_a_folder_is_skipped_and_the_rest_published(
-        ros_context, tmp_path, capfd):
+        ros_context, ns, tmp_path, capfd):
     (tmp_path / '1b.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
-    camera = folder_camera(ros_context, tmp_path, fps=50.0, loop=True)
-    probe = rclpy.create_node('probe', context=ros_context)
-    images = Counter(probe, Image, '/image_raw')
+    camera = folder_camera(ros_context, ns, tmp_path, fps=50.0, loop=True)
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    images = Counter(probe, Image, 'image_raw')
     with spinning(ros_context, camera, probe):
         # Three rounds of the folder: the corrupt file each time.
         assert wait_until(lambda: camera.frames_failed >= 3, 10)
@@ -270,12 +295,13 @@ class OddFrames:
         self.source.close()
 
 
-def test_capture_thread_survives_publish_errors(ros_context, capfd):
-    camera = CameraNode(context=ros_context, parameter_overrides=params(
-        source='test_pattern', width=32, height=24, fps=60.0))
+def test_capture_thread_survives_publish_errors(ros_context, ns, capfd):
+    camera = camera_node(
+        ros_context, ns,
+        source='test_pattern', width=32, height=24, fps=60.0)
     camera.source = OddFrames(camera.source)
-    probe = rclpy.create_node('probe', context=ros_context)
-    images = Counter(probe, Image, '/image_raw')
+    probe = rclpy.create_node('probe', context=ros_context, namespace=ns)
+    images = Counter(probe, Image, 'image_raw')
     with spinning(ros_context, camera, probe):
         assert wait_until(lambda: camera.frames_failed >= 5, 10)
         seen = images.count
