@@ -32,6 +32,8 @@ setup(
             'camera_node = camera_caption.nodes.camera_node:main',
             'captioner_node = camera_caption.nodes.captioner_node:main',
             'caption_logger = camera_caption.nodes.caption_logger_node:main',
+            'caption_memory = camera_caption.nodes.caption_memory_node:main',
+            'recall = camera_caption.memory.recall_cli:main',
             'benchmark = camera_caption.tools.benchmark:main',
             'transport_benchmark = camera_caption.tools.transport_benchmark:main',
             'demo_model = camera_caption.tools.demo_model:main',

@@ -15,7 +15,8 @@ import os
 import re
 import sys
 
-from camera_caption.contract.launch_arguments import LAUNCH_ARGUMENTS, node_overrides
+from camera_caption.contract.launch_arguments import (
+    LAUNCH_ARGUMENTS, node_overrides, parse_bool)
 from camera_caption.contract.parameters import find, NODE_PARAMETERS
 
 
@@ -106,6 +107,10 @@ def main(argv=None):
 
     factories = [factory(CaptionerNode, 'captioner'),
                  factory(CaptionLoggerNode, 'caption_logger')]
+    if parse_bool('memory', options.memory):
+        from camera_caption.nodes.caption_memory_node import (
+            CaptionMemoryNode)
+        factories.append(factory(CaptionMemoryNode, 'caption_memory'))
     if use_camera:
         factories.insert(0, factory(CameraNode, 'camera'))
     args = ['camera_caption', '--ros-args', '--params-file',

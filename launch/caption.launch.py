@@ -6,6 +6,7 @@ Bring up camera -> captioner -> /caption -> caption_logger.
         model:=Salesforce/blip2-opt-2.7b rate_hz:=2.0
     ros2 launch camera_caption caption.launch.py use_camera:=false \
         image_topic:=/camera/color/image_raw
+    ros2 launch camera_caption caption.launch.py memory:=true
 
 An empty argument keeps the value from params_file (config/caption.yaml).
 ``ros2 launch camera_caption caption.launch.py --show-args`` lists them.
@@ -76,11 +77,17 @@ def _nodes(context):
         Node(executable='caption_logger', name='caption_logger',
              parameters=parameters('caption_logger'),
              remappings=remappings['caption_logger'], **common),
+        # memory:=true: every caption stored, recall answered.
+        Node(executable='caption_memory', name='caption_memory',
+             parameters=parameters('caption_memory'),
+             remappings=remappings['caption_memory'],
+             condition=IfCondition(LaunchConfiguration('memory')),
+             on_exit=_end_launch_on_failure('caption_memory'), **common),
     ]
 
 
 def generate_launch_description():
-    """Declare the launch arguments and the three nodes."""
+    """Declare the launch arguments and the nodes."""
     return LaunchDescription(
         [DeclareLaunchArgument(arg.name, default_value=arg.default,
                                description=arg.description)

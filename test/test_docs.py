@@ -26,9 +26,9 @@ def user_docs():
     return '\n'.join(read(page) for page in pages)
 
 
-def readme_table(heading):
+def readme_table(heading, page='README.md'):
     """Return {first cell: row cells} of the table under ``heading``."""
-    text = read('README.md')
+    text = read(*page.split('/'))
     start = text.index(heading)
     rows = {}
     for line in text[start:].splitlines()[1:]:
@@ -54,9 +54,14 @@ def test_yaml_declares_every_parameter_with_its_default_and_a_comment(node):
         assert lines[index - 1].strip().startswith('#'), spec.name
 
 
-@pytest.mark.parametrize('node', ['camera', 'captioner', 'caption_logger'])
-def test_readme_documents_every_parameter_with_its_default(node):
-    rows = readme_table(f'### {node}\n')
+@pytest.mark.parametrize('node, page, heading', [
+    ('camera', 'README.md', '### camera\n'),
+    ('captioner', 'README.md', '### captioner\n'),
+    ('caption_logger', 'README.md', '### caption_logger\n'),
+    ('caption_memory', 'docs/memory.md', '## Parameters\n')])
+def test_readme_documents_every_parameter_with_its_default(node, page,
+                                                           heading):
+    rows = readme_table(heading, page)
     specs = NODE_PARAMETERS[node]
     assert sorted(rows) == sorted(['parameter'] + [s.name for s in specs])
     for spec in specs:

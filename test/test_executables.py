@@ -33,11 +33,12 @@ def start(args, **env_changes):
 @pytest.mark.parametrize('sig,dtype', [(signal.SIGINT, 'float32'),
                                        (signal.SIGTERM, 'float16')])
 def test_one_process_pipeline_captions_and_exits_cleanly(
-        ros_context, tiny_model_dir, sig, dtype):
+        ros_context, tiny_model_dir, sig, dtype, tmp_path):
     proc = start(['-m', 'camera_caption', '--source', 'test_pattern',
                   '--model', tiny_model_dir, '--rate_hz', '4',
                   '--max_new_tokens', '4', '--namespace', 'robot1',
-                  '--dtype', dtype])
+                  '--dtype', dtype, '--memory', 'true'],
+                 ROS_HOME=str(tmp_path))
     probe = rclpy.create_node('probe', context=ros_context)
     captions = CaptionListener(probe, '/robot1/caption')
     try:
@@ -54,6 +55,12 @@ def test_one_process_pipeline_captions_and_exits_cleanly(
     assert 'robot1.caption_logger]: caption: ' in output
     assert 'model ready' in output and f'on cpu ({dtype})' in output
     assert 'fast path ready' in output, output
+    from camera_caption.memory.recall_query import RecallQuery
+    from camera_caption.memory.sqlite_store import SQLiteStore
+    store = SQLiteStore(str(tmp_path / 'camera_caption' / 'memory.db'))
+    stored = store.recall(RecallQuery(camera='/robot1/image_raw'))
+    store.close()
+    assert stored and all(m.model == tiny_model_dir for m in stored), output
 
 
 @pytest.mark.parametrize('module,args,expected', [
@@ -137,12 +144,15 @@ def wait_for_line(proc, text, timeout):
      'publishing test_pattern'),
     ('camera_caption.nodes.captioner_node', ['-p', 'device:=cpu'], 'captioning'),
     ('camera_caption.nodes.caption_logger_node', [], 'logging captions of'),
+    ('camera_caption.nodes.caption_memory_node', [], 'storing captions in'),
 ])
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_each_node_exits_within_2_s_on_signal(tiny_model_dir, module, args,
-                                              ready, sig):
+                                              ready, sig, tmp_path):
     if module.endswith('captioner_node'):
         args = args + ['-p', f'model:={tiny_model_dir}']
+    if module.endswith('memory_node'):
+        args = args + ['-p', f'memory_path:={tmp_path / "memory.db"}']
     proc = start(['-m', module, '--ros-args'] + args)
     wait_for_line(proc, ready, 60)
     sent = time.monotonic()

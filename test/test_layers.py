@@ -18,7 +18,7 @@ pytestmark = pytest.mark.unit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, 'camera_caption')
 RANK = {'contract': 0, 'utilities': 1, 'frames': 2, 'engine': 2,
-        'pipeline': 3, 'service': 4, 'nodes': 5, '__main__': 6, 'tools': 7}
+        'pipeline': 3, 'service': 4, 'memory': 4, 'nodes': 5, '__main__': 6, 'tools': 7}
 LONGEST = 400
 LONGEST_NODE = 300
 

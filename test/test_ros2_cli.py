@@ -76,10 +76,11 @@ def test_readme_has_the_commands_this_test_checks():
 
 
 @pytest.fixture(scope='module')
-def launched(demo_model_dir):
+def launched(demo_model_dir, tmp_path_factory):
     require_ros2()
+    home = tmp_path_factory.mktemp('ros_home')     # the memory's place
     launch = Running(f'{LAUNCH} source:=test_pattern model:={demo_model_dir}'
-                     ' rate_hz:=2')
+                     ' rate_hz:=2 memory:=true', ROS_HOME=str(home))
     try:
         line = launch.wait_for(lambda x: 'caption_logger]: caption: ' in x,
                                120)
@@ -195,6 +196,8 @@ def test_readme_echo_and_pub_lines(launched):
             'captioner' in x and 'name:' in x),
         '/answer': lambda x: x.startswith('data: '),
         '/caption_event': lambda x: '"pattern": "circle"' in x,
+        '/recall_result': lambda x: '"request": "green triangle", "count": '
+        in x,
     }
     seen = set()
 
@@ -213,12 +216,14 @@ def test_readme_echo_and_pub_lines(launched):
             continue
         topic = command.split()[3]
         assert topic in checks, f'README echoes {topic}: add its check'
-        before = {'/answer': ask, '/caption_event': watch}.get(topic)
+        before = {'/answer': ask, '/caption_event': watch,
+                  '/recall_result': ask}.get(topic)
         if topic == '/caption_event':
             ok('ros2 param set /captioner event_holdoff_s 0.0', 'successful')
         echo_until(command, checks[topic], before=before)
         seen.add(topic)
-    assert {'/caption', '/answer', '/diagnostics', '/caption_event'} <= seen
+    assert {'/caption', '/answer', '/diagnostics', '/caption_event',
+            '/recall_result'} <= seen
     restore()
 
 
@@ -247,12 +252,12 @@ def test_ctrl_c_ends_the_launch_with_status_0_and_no_error(launched):
     output = launched.output
     assert status == 0, output
     assert took < NODE_EXIT_S, (took, output)     # launch itself too
-    assert len(ended) == 3, (ended, output)
+    assert len(ended) == 4, (ended, output)     # memory:=true: four nodes
     assert max(ended.values()) < NODE_EXIT_S, (ended, output)
     bad = [x for x in launched.lines if 'ERROR' in x or 'Traceback' in x
            or 'xception' in x]
     assert not bad, output
-    assert output.count('process has finished cleanly') == 3, output
+    assert output.count('process has finished cleanly') == 4, output
 
 
 def test_bad_launch_argument_is_one_line_and_fails():

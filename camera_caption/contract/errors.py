@@ -18,4 +18,20 @@ class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message says what to do."""
 
 
-START_ERRORS = (ParameterError, SourceError, ModelLoadError)
+class MemoryInputError(ValueError):
+    """Input the caption memory refuses; the message names field and value."""
+
+
+class MemoryStoreError(RuntimeError):
+    """
+    The caption memory's database cannot be opened or written; says why.
+
+    ``corrupt``: the file at ``path`` is not a readable database.
+    """
+
+    def __init__(self, message, path='', corrupt=False):
+        super().__init__(message)
+        self.path, self.corrupt = path, corrupt
+
+
+START_ERRORS = (ParameterError, SourceError, ModelLoadError, MemoryStoreError)

@@ -65,6 +65,13 @@ LAUNCH_ARGUMENTS = (
                    'captioner'),
     LaunchArgument('clip_seconds', '', 'time window of a clip, seconds',
                    'captioner'),
+    LaunchArgument('memory', 'false', 'start the caption_memory node: '
+                   'store every caption, answer recall (see the memory '
+                   'docs)'),
+    LaunchArgument('memory_path', '', 'caption_memory SQLite file (empty: '
+                   '~/.ros/camera_caption/memory.db)', 'caption_memory'),
+    LaunchArgument('memory_url', '', 'caption_memory in PostgreSQL: '
+                   'postgresql://user@host/database', 'caption_memory'),
     LaunchArgument('use_camera', 'true', 'start the camera node (false: '
                    'caption image_topic from your own driver)'),
     LaunchArgument('image_topic', 'image_raw', 'image topic the camera '
@@ -114,6 +121,7 @@ def node_overrides(values):
         value = spec.coerce(raw)            # validated here, typed as given
         overrides[arg.node][arg.name] = raw if spec.kind is str else value
     use_camera = parse_bool('use_camera', values.get('use_camera', 'true'))
+    parse_bool('memory', values.get('memory', 'false'))     # refused early
     topic = str(values.get('image_topic') or 'image_raw')
     parent = topic.rpartition('/')[0]
     info = (parent + '/' if parent or topic.startswith('/') else '') \
@@ -122,5 +130,5 @@ def node_overrides(values):
              ('image_raw/compressed', f'{topic}/compressed'),
              ('camera_info', info)]
     remappings = {'camera': list(remap), 'captioner': list(remap),
-                  'caption_logger': []}
+                  'caption_logger': [], 'caption_memory': []}
     return overrides, remappings, use_camera

@@ -277,10 +277,40 @@ CAPTION_LOGGER_PARAMETERS = (
                   'stays on screen (srt, vtt).', maximum=3600.0),
 )
 
+CAPTION_MEMORY_PARAMETERS = (
+    Param('memory_path', '', 'SQLite file of the caption memory; empty = '
+          '$ROS_HOME/camera_caption/memory.db (ROS_HOME defaults to '
+          '~/.ros).'),
+    Param('memory_url', '', 'postgresql://user@host:port/database: store '
+          'in PostgreSQL instead (a fleet shares one server); empty = '
+          'SQLite at memory_path.'),
+    Param('memory_topics', '', 'Comma-separated caption_info topics to '
+          'store; empty = every caption_info topic in the graph, looked '
+          'for once a second.'),
+    Param('memory_robot', '', 'Name stored with each caption (a fleet '
+          "tells its robots apart by it); empty = this machine's host "
+          'name.'),
+    Param('memory_thumbnails', False, 'Also keep a small JPEG of each '
+          'captioned frame, from caption_image/compressed.'),
+    Param('memory_thumbnail_side', 160, 'Longer side of a thumbnail, in '
+          'pixels.', minimum=16, maximum=4096),
+    Param('memory_fixed_frame', '', "tf frame (e.g. 'map') in which the "
+          "pose of each image's frame_id is stored, looked up at the image "
+          'stamp where tf has it; empty = no pose.'),
+    Param('memory_max_age_s', 0.0, 'Delete captions stored longer ago than '
+          'this; 0 = keep them.', minimum=0.0),
+    Param('memory_max_rows', 0, 'Keep at most this many captions, the '
+          'oldest go first; 0 = no limit.', minimum=0),
+    Param('memory_max_mb', 1024.0, 'Keep the stored captions under this '
+          'many megabytes, the oldest go first; 0 = no limit.',
+          minimum=0.0),
+)
+
 NODE_PARAMETERS = {
     'camera': CAMERA_PARAMETERS,
     'captioner': CAPTIONER_PARAMETERS,
     'caption_logger': CAPTION_LOGGER_PARAMETERS,
+    'caption_memory': CAPTION_MEMORY_PARAMETERS,
 }
 
 

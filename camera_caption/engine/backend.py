@@ -67,11 +67,11 @@ class CaptionBackend(abc.ABC):
         """
         Say how a still (or a clip, ``clip`` True) is captioned.
 
-        Returns ``{'family', 'model_type', 'input', 'engine'}`` for
-        ``caption_info``; ``input`` is ``still``, ``images`` (a clip as N
-        images) or ``video`` (a clip as one video).
+        Returns ``{'model', 'family', 'model_type', 'input', 'engine'}``
+        for ``caption_info``; ``input`` is ``still``, ``images`` (a clip as
+        N images) or ``video`` (a clip as one video).
         """
-        return {'family': '', 'model_type': '',
+        return {'model': '', 'family': '', 'model_type': '',
                 'input': 'images' if clip else 'still', 'engine': ''}
 
     def stats(self):

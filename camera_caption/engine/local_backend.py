@@ -87,7 +87,8 @@ class LocalBackend(CaptionBackend):
             return super().path(clip)
         clip = clip and model.takes_clips
         video = clip and getattr(model, 'video', False)
-        return {'family': model.family.split(' ')[0],
+        return {'model': getattr(model, 'model_id', ''),
+                'family': model.family.split(' ')[0],
                 'model_type': getattr(model.model.config, 'model_type', ''),
                 'input': 'video' if video else 'images' if clip else 'still',
                 'engine': model.engine.split(' ', 1)[0]}

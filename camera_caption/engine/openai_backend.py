@@ -315,7 +315,8 @@ class OpenAIBackend(CaptionBackend):
 
     def path(self, clip):
         """Say a clip goes as N images; the server's model type is unknown."""
-        return dict(super().path(clip), family='openai', engine='openai')
+        return dict(super().path(clip), model=self.model or '',
+                    family='openai', engine='openai')
 
     def describe(self):
         """Say which model answers where."""

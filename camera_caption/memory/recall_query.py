@@ -1,0 +1,146 @@
+"""
+What a recall asks: words, a time window, a camera, how many.
+
+No ROS import.  A request is free text (``red square``) or JSON with
+``text``, ``since``, ``until``, ``camera``, ``robot``, ``limit``, ``last``
+(only the newest match) and ``timeline`` (in time order, oldest first).
+Times are seconds since the epoch, a duration back from now (``10m``,
+``2h``, ``90s``, ``1d``), a clock time today (``14:05``, ``14:05:30``) or an
+ISO 8601 date and time (``2026-12-03T14:05``).  A bad request raises
+:class:`~camera_caption.memory.records.MemoryInputError` naming the field
+and its value.
+"""
+
+from dataclasses import dataclass
+import datetime
+import json
+import re
+import time
+
+from camera_caption.memory.records import MemoryInputError
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100000
+MAX_TEXT_CHARS = 1000
+_DURATION = re.compile(r'^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)$', re.I)
+_UNITS = {'s': 1, 'sec': 1, 'm': 60, 'min': 60, 'h': 3600, 'd': 86400}
+_CLOCK = re.compile(r'^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$')
+FIELDS = ('text', 'since', 'until', 'camera', 'robot', 'limit', 'last',
+          'timeline')
+
+
+@dataclass
+class RecallQuery:
+    """One recall: every field optional."""
+
+    text: str = ''
+    since: float = None
+    until: float = None
+    camera: str = ''
+    robot: str = ''
+    limit: int = DEFAULT_LIMIT
+    last: bool = False           # the newest match only
+    timeline: bool = False       # every match in time order (oldest first)
+
+    def words(self):
+        """Split the text at white space (matching ignores case)."""
+        return self.text.split()
+
+
+def parse_time(value, name, now=None):
+    """Return ``value`` (see the module doc) as seconds since the epoch."""
+    now = time.time() if now is None else now
+    if isinstance(value, bool):
+        raise MemoryInputError(f"recall field '{name}' = {value!r} is not a "
+                               'time')
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2).lower()]
+    try:
+        if _CLOCK.match(text):
+            day = datetime.datetime.fromtimestamp(now).date().isoformat()
+            text = f'{day}T{text}'
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise MemoryInputError(
+            f"recall field '{name}' = {str(value)[:60]!r} is not a time: give "
+            "seconds since the epoch, a duration ago ('10m', '2h'), a clock "
+            "time ('14:05') or an ISO date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()       # local time, as a user means it
+    return moment.timestamp()
+
+
+def parse_request(text, now=None):
+    """Return the :class:`RecallQuery` of a ``recall`` message's text."""
+    stripped = str(text).strip()
+    if not stripped.startswith('{'):
+        return checked(RecallQuery(text=stripped))
+    try:
+        fields = json.loads(stripped)
+    except ValueError as exc:
+        raise MemoryInputError(
+            f'recall request is not valid JSON ({exc}): '
+            f'{stripped[:60]!r}') from None
+    return query_from_fields(fields, now)
+
+
+def query_from_fields(fields, now=None):
+    """Return the :class:`RecallQuery` of a dict of fields, checked."""
+    unknown = sorted(set(fields) - set(FIELDS) - {'summarize'})
+    if unknown:
+        raise MemoryInputError(
+            f"recall field '{unknown[0]}' is unknown; the fields are "
+            + ', '.join(FIELDS))
+    query = RecallQuery()
+    for name in ('text', 'camera', 'robot'):
+        if fields.get(name) is not None:
+            if not isinstance(fields[name], str):
+                raise MemoryInputError(
+                    f"recall field '{name}' = {fields[name]!r} is not a "
+                    'string')
+            setattr(query, name, fields[name].strip())
+    for name in ('since', 'until'):
+        if fields.get(name) not in (None, ''):
+            setattr(query, name, parse_time(fields[name], name, now))
+    if fields.get('limit') is not None:
+        limit = fields['limit']
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise MemoryInputError(
+                f"recall field 'limit' = {limit!r} is not an integer")
+        query.limit = limit
+    for name in ('last', 'timeline'):
+        if fields.get(name) is not None:
+            if not isinstance(fields[name], bool):
+                raise MemoryInputError(
+                    f"recall field '{name}' = {fields[name]!r} is not true "
+                    'or false')
+            setattr(query, name, fields[name])
+    return checked(query)
+
+
+def checked(query):
+    """Return ``query`` once its values are in range, or raise."""
+    if len(query.text) > MAX_TEXT_CHARS:
+        raise MemoryInputError(
+            f"recall field 'text' is {len(query.text)} characters long; at "
+            f'most {MAX_TEXT_CHARS}')
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise MemoryInputError(
+            f"recall field 'limit' = {query.limit} is not within 1 and "
+            f'{MAX_LIMIT}')
+    if query.since is not None and query.until is not None \
+            and query.since > query.until:
+        raise MemoryInputError(
+            f"recall field 'since' ({query.since:.3f}) is after 'until' "
+            f'({query.until:.3f})')
+    if query.camera and not query.camera.startswith('/'):
+        query.camera = '/' + query.camera
+    return query

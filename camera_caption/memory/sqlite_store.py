@@ -1,0 +1,315 @@
+"""
+The caption memory in one SQLite file (the standard library's sqlite3).
+
+No ROS import.  WAL journal and one commit per caption: a ``kill -9``
+loses no committed caption and never corrupts the file (a power cut may
+lose the last moment, with ``synchronous=NORMAL``).  Words are found with
+an FTS5 index and the trigram tokenizer, so that text without spaces
+(Japanese) is searchable by any part of three characters or more; shorter
+words are matched with ``LIKE``.  Thumbnails live in a table of their own,
+so that searches never read them.
+"""
+
+import datetime
+import json
+import os
+import sqlite3
+import time
+
+from camera_caption.memory.records import MemoryStoreError
+from camera_caption.memory.store_base import (CaptionStore, MATCH_COLUMNS,
+                                              STAMP_TOLERANCE)
+
+SCHEMA_VERSION = '1'
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS captions (
+    id INTEGER PRIMARY KEY,
+    stamp REAL NOT NULL,
+    last_stamp REAL NOT NULL,
+    repeats INTEGER NOT NULL DEFAULT 1,
+    camera TEXT NOT NULL,
+    robot TEXT NOT NULL DEFAULT '',
+    frame_id TEXT NOT NULL DEFAULT '',
+    caption TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    latency_s REAL,
+    clip_first REAL,
+    clip_last REAL,
+    pose TEXT,
+    has_thumbnail INTEGER NOT NULL DEFAULT 0,
+    received REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS captions_last_stamp ON captions (last_stamp);
+CREATE INDEX IF NOT EXISTS captions_stamp ON captions (stamp);
+CREATE INDEX IF NOT EXISTS captions_camera ON captions (camera, robot, id);
+CREATE INDEX IF NOT EXISTS captions_received ON captions (received);
+CREATE INDEX IF NOT EXISTS captions_span ON captions (last_stamp - stamp);
+CREATE TABLE IF NOT EXISTS thumbnails (
+    id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS cameras (
+    camera TEXT NOT NULL, robot TEXT NOT NULL,
+    PRIMARY KEY (camera, robot));
+CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts USING fts5(
+    caption, content='captions', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS captions_added AFTER INSERT ON captions BEGIN
+    INSERT INTO captions_fts (rowid, caption) VALUES (new.id, new.caption);
+END;
+CREATE TRIGGER IF NOT EXISTS captions_deleted AFTER DELETE ON captions BEGIN
+    INSERT INTO captions_fts (captions_fts, rowid, caption)
+        VALUES ('delete', old.id, old.caption);
+    DELETE FROM thumbnails WHERE id = old.id;
+END;
+"""
+SELECTED = ', '.join('c.' + name for name in MATCH_COLUMNS)
+
+
+def set_aside(path):
+    """Rename a corrupt database (and its WAL) aside; return the new name."""
+    suffix = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    aside = f'{path}.corrupt-{suffix}'
+    for extra in ('', '-wal', '-shm'):
+        if os.path.exists(path + extra):
+            os.replace(path + extra, aside + extra)
+    return aside
+
+
+class SQLiteStore(CaptionStore):
+    """Captions in the SQLite file ``path``."""
+
+    kind = 'sqlite'
+
+    def __init__(self, path, read_only=False, check=True):
+        super().__init__()
+        self.path = os.path.abspath(os.path.expanduser(path))
+        directory = os.path.dirname(self.path)
+        exists = os.path.exists(self.path)
+        if not read_only and exists and not os.access(self.path, os.W_OK):
+            read_only = True          # keep what is there readable
+        if not read_only and not exists:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise MemoryStoreError(
+                    f"memory_path '{self.path}': cannot create its folder: "
+                    f'{exc.strerror}') from None
+        if read_only and not exists:
+            raise MemoryStoreError(f"memory_path '{self.path}' does not exist")
+        self.read_only = read_only
+        try:
+            self.db = self._connect()
+            if check:
+                self._check()
+            if not read_only:
+                self._create()
+            self._spans = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'captions_span'"
+            ).fetchone() is not None
+            self.rows = self.db.execute(
+                'SELECT count(*) FROM captions').fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise MemoryStoreError(
+                f"memory_path '{self.path}' is not a readable caption memory: "
+                f'{exc}', path=self.path, corrupt=True) from None
+
+    def _connect(self):
+        if self.read_only:
+            uri = 'file:' + self.path + '?mode=ro'
+            db = sqlite3.connect(uri, uri=True, timeout=5.0,
+                                 isolation_level=None,
+                                 check_same_thread=False)
+        else:
+            db = sqlite3.connect(self.path, timeout=5.0,
+                                 isolation_level=None,
+                                 check_same_thread=False)
+            db.execute('PRAGMA auto_vacuum = INCREMENTAL')
+            db.execute('PRAGMA journal_mode = WAL')
+            db.execute('PRAGMA synchronous = NORMAL')
+        return db
+
+    def _check(self):
+        problem = self.db.execute('PRAGMA quick_check(1)').fetchone()[0]
+        if problem != 'ok':
+            raise sqlite3.DatabaseError(f'integrity check: {problem}')
+
+    def _create(self):
+        self.db.executescript('BEGIN;' + SCHEMA + 'COMMIT;')
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                        (SCHEMA_VERSION,))
+
+    def _write(self, statements):
+        """Run ``[(sql, args)]`` in one transaction; raise MemoryStoreError."""
+        if self.read_only:
+            raise MemoryStoreError(
+                f"memory_path '{self.path}' is read-only: captions are not "
+                'stored')
+        try:
+            self.db.execute('BEGIN IMMEDIATE')
+            cursor = None
+            for sql, args in statements:
+                cursor = self.db.execute(sql, args)
+            self.db.execute('COMMIT')
+            return cursor
+        except sqlite3.Error as exc:
+            if self.db.in_transaction:
+                self.db.execute('ROLLBACK')
+            raise MemoryStoreError(
+                f"memory_path '{self.path}': {exc}") from None
+
+    # -- writing -------------------------------------------------------
+    def _load_last(self, robot, camera):
+        return self.db.execute(
+            'SELECT id, caption FROM captions WHERE camera = ? AND robot = ? '
+            'ORDER BY id DESC LIMIT 1', (camera, robot)).fetchone()
+
+    def _insert(self, record, received):
+        pose = json.dumps(record.pose) if record.pose else None
+        cursor = self._write([
+            ('INSERT OR IGNORE INTO cameras VALUES (?, ?)',
+             (record.camera, record.robot)),
+            ('INSERT INTO captions (stamp, last_stamp, camera, robot, '
+             'frame_id, caption, model, latency_s, clip_first, clip_last, '
+             'pose, has_thumbnail, received) '
+             'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+             (record.stamp, record.clip_last or record.stamp, record.camera,
+              record.robot, record.frame_id, record.caption, record.model,
+              record.latency_s, record.clip_first, record.clip_last, pose,
+              int(record.thumbnail is not None), received))])
+        row = cursor.lastrowid
+        if record.thumbnail is not None:
+            self._write([('INSERT OR REPLACE INTO thumbnails VALUES (?, ?)',
+                          (row, record.thumbnail))])
+        return row
+
+    def _extend(self, row, record, received):
+        self._write([(
+            'UPDATE captions SET last_stamp = max(last_stamp, ?), '
+            'repeats = repeats + 1 WHERE id = ?',
+            (record.clip_last or record.stamp, row))])
+
+    def attach_thumbnail(self, camera, stamp, jpeg, robot=''):
+        """Keep ``jpeg`` with the row of ``camera`` that began at ``stamp``."""
+        row = self.db.execute(
+            'SELECT id FROM captions WHERE stamp BETWEEN ? AND ? AND '
+            'camera = ? AND robot = ? AND has_thumbnail = 0',
+            (stamp - STAMP_TOLERANCE, stamp + STAMP_TOLERANCE, camera, robot)
+        ).fetchone()
+        if row is None:
+            return False
+        self._write([
+            ('INSERT OR REPLACE INTO thumbnails VALUES (?, ?)',
+             (row[0], jpeg)),
+            ('UPDATE captions SET has_thumbnail = 1 WHERE id = ?', (row[0],))])
+        return True
+
+    def enforce_retention(self, max_age_s=0.0, max_rows=0, max_mb=0.0,
+                          now=None, chunk=5000):
+        """Delete the oldest rows beyond the limits, ``chunk`` at most."""
+        now = time.time() if now is None else now
+        deleted = 0
+        if max_age_s > 0:
+            deleted += self._delete_oldest(
+                'SELECT id FROM captions WHERE received < ? ORDER BY id '
+                'LIMIT ?', (now - max_age_s, chunk))
+        if max_rows > 0 and self.rows > max_rows:
+            deleted += self._delete_oldest(
+                'SELECT id FROM captions ORDER BY id LIMIT ?',
+                (min(chunk, self.rows - max_rows),))
+        if max_mb > 0 and self.size_bytes() > max_mb * 2**20 and self.rows:
+            deleted += self._delete_oldest(
+                'SELECT id FROM captions ORDER BY id LIMIT ?',
+                (max(1, min(chunk, self.rows // 100)),))
+            try:
+                self.db.execute('PRAGMA incremental_vacuum').fetchall()
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(
+                    f"memory_path '{self.path}': {exc}") from None
+        return deleted
+
+    def _delete_oldest(self, select, args):
+        cursor = self._write([(
+            f'DELETE FROM captions WHERE id IN ({select})', args)])
+        count = max(0, cursor.rowcount)
+        if count:
+            self.rows -= count
+            self.forget_last()
+        return count
+
+    # -- reading -------------------------------------------------------
+    def _select(self, query, terms, phrase, limit, exclude=()):
+        where, args = [], []
+        fts = [t for t in terms if len(t) >= 3]
+        for term in terms:
+            if len(term) < 3:
+                where.append("c.caption LIKE ? ESCAPE '\\'")
+                args.append('%' + _like_escape(term) + '%')
+        if query.since is not None:
+            where.append('c.last_stamp >= ?')
+            args.append(query.since)
+            if self._spans:
+                # No row lasts longer than the longest span: a lower bound
+                # on stamp too, so that the stamp index reads the window
+                # only, not every row before it.
+                span = self.db.execute(
+                    'SELECT max(last_stamp - stamp) FROM captions'
+                ).fetchone()[0]
+                where.append('c.stamp >= ?')
+                args.append(query.since - (span or 0.0) - 1.0)
+        if query.until is not None:
+            where.append('c.stamp <= ?')
+            args.append(query.until)
+        if query.camera:
+            where.append('(c.camera = ? OR substr(c.camera, 1, ?) = ?)')
+            prefix = query.camera.rstrip('/') + '/'
+            args += [query.camera, len(prefix), prefix]
+        if query.robot:
+            where.append('c.robot = ?')
+            args.append(query.robot)
+        if exclude:
+            where.append(f'c.id NOT IN ({",".join("?" * len(exclude))})')
+            args += list(exclude)
+        if query.timeline:
+            order = 'c.stamp'
+        elif query.since is not None or query.until is not None:
+            order = 'c.stamp DESC'      # the stamp index, read backwards
+        else:
+            order = 'c.id DESC'
+        if fts:
+            source = ('captions_fts f JOIN captions c ON c.id = f.rowid')
+            where.insert(0, 'captions_fts MATCH ?')
+            args.insert(0, ' '.join('"' + t.replace('"', '""') + '"'
+                                    for t in fts))
+            if not query.timeline:
+                order = 'f.rowid DESC'
+        else:
+            source = 'captions c'
+        sql = (f'SELECT {SELECTED} FROM {source}'
+               + (' WHERE ' + ' AND '.join(where) if where else '')
+               + f' ORDER BY {order} LIMIT ?')
+        return self.db.execute(sql, args + [limit]).fetchall()
+
+    def cameras(self):
+        """Return the names of every camera stored."""
+        return sorted({row[0] for row in self.db.execute(
+            'SELECT camera FROM cameras')})
+
+    def thumbnail(self, row):
+        """Return the JPEG kept with row ``row``, or None."""
+        found = self.db.execute('SELECT jpeg FROM thumbnails WHERE id = ?',
+                                (row,)).fetchone()
+        return bytes(found[0]) if found else None
+
+    def size_bytes(self):
+        """Return the bytes in use (free pages not counted)."""
+        pages = self.db.execute('PRAGMA page_count').fetchone()[0]
+        free = self.db.execute('PRAGMA freelist_count').fetchone()[0]
+        size = self.db.execute('PRAGMA page_size').fetchone()[0]
+        return (pages - free) * size
+
+    def close(self):
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        self.db.close()
+
+
+def _like_escape(text):
+    return (text.replace('\\', '\\\\').replace('%', '\\%')
+            .replace('_', '\\_'))

@@ -1,0 +1,153 @@
+"""
+What every caption store does, whatever the database.
+
+No ROS import.  :class:`CaptionStore` keeps the rules that do not depend
+on SQL: consecutive identical captions of a camera are stored once (the
+row's ``last_stamp`` and ``repeats`` grow), a camera named in a recall
+must be known, and :meth:`CaptionStore.recall` ranks matches by text
+(the whole text first, then every word) and then by recency.  A subclass
+(SQLite, PostgreSQL) supplies the statements.
+"""
+
+import time
+
+from camera_caption.memory.recall_query import checked
+from camera_caption.memory.records import Match, MemoryInputError
+
+# Stamps that differ by less are the same image (float seconds from JSON
+# and from a header may differ in the last bits).
+STAMP_TOLERANCE = 1e-6
+# Columns of a match, in the order the stores select them.
+MATCH_COLUMNS = ('id', 'stamp', 'last_stamp', 'repeats', 'camera',
+                 'frame_id', 'caption', 'model', 'latency_s', 'clip_first',
+                 'clip_last', 'pose', 'robot', 'has_thumbnail')
+
+
+class CaptionStore:
+    """Store captions; find them by words, time, camera and robot."""
+
+    kind = ''           # 'sqlite' or 'postgresql'
+    read_only = False
+
+    def __init__(self):
+        self._last = {}         # (robot, camera) -> (row id, caption text)
+        self.rows = 0           # rows stored (a repeat adds none)
+        self.added = 0          # captions added, repeats included
+
+    # -- writing -------------------------------------------------------
+    def add(self, record, received=None):
+        """
+        Store one :class:`CaptionRecord`; return ``(row id, new row)``.
+
+        A caption equal to the previous one of the same camera extends
+        that row instead of adding one.
+        """
+        received = time.time() if received is None else received
+        key = (record.robot, record.camera)
+        last = self._last.get(key)
+        if last is None:
+            last = self._load_last(record.robot, record.camera)
+        if last is not None and last[1] == record.caption:
+            self._extend(last[0], record, received)
+            self.added += 1
+            return last[0], False
+        row = self._insert(record, received)
+        self._last[key] = (row, record.caption)
+        self.rows += 1
+        self.added += 1
+        return row, True
+
+    def forget_last(self):
+        """Forget the cached last rows (after rows were deleted)."""
+        self._last.clear()
+
+    # -- reading -------------------------------------------------------
+    def recall(self, query):
+        """Return the :class:`Match` list of a :class:`RecallQuery`."""
+        query = checked(query)
+        if query.camera:
+            known = self.cameras()
+            if not any(_same_camera(name, query.camera) for name in known):
+                raise MemoryInputError(
+                    f"recall field 'camera' = {query.camera!r} is unknown; "
+                    'the memory knows ' + (', '.join(sorted(known)[:10])
+                                           or 'no camera yet'))
+        limit = 1 if query.last else query.limit
+        words = query.words()
+        if not words:
+            rows = self._select(query, [], '', limit)
+            return [self._match(row, 0) for row in rows]
+        phrase = ' '.join(words)
+        matches = [self._match(row, 2)
+                   for row in self._select(query, [phrase], phrase, limit)]
+        if len(words) > 1 and len(matches) < limit:
+            seen = {m.id for m in matches}
+            more = self._select(query, words, phrase, limit - len(matches),
+                                exclude=seen)
+            matches += [self._match(row, 1) for row in more]
+        if query.timeline:
+            matches.sort(key=lambda m: m.stamp)
+        return matches
+
+    def _match(self, row, score):
+        values = dict(zip(MATCH_COLUMNS, row))
+        values['pose'] = self._pose(values['pose'])
+        values['has_thumbnail'] = bool(values['has_thumbnail'])
+        return Match(score=score, **values)
+
+    @staticmethod
+    def _pose(value):
+        import json
+        if not value:
+            return None
+        return value if isinstance(value, dict) else json.loads(value)
+
+    # -- what a database supplies --------------------------------------
+    def _load_last(self, robot, camera):
+        """Return (row id, caption) of the camera's newest row, or None."""
+        raise NotImplementedError
+
+    def _insert(self, record, received):
+        raise NotImplementedError
+
+    def _extend(self, row, record, received):
+        raise NotImplementedError
+
+    def _select(self, query, terms, phrase, limit, exclude=()):
+        """
+        Return rows (:data:`MATCH_COLUMNS`) matching ``query``.
+
+        Every term in ``terms`` must occur in the caption (ignoring case),
+        newest first, or oldest first for a timeline.
+        """
+        raise NotImplementedError
+
+    def cameras(self):
+        """Return the names of every camera stored."""
+        raise NotImplementedError
+
+    def attach_thumbnail(self, camera, stamp, jpeg, robot=''):
+        """Keep ``jpeg`` with the row of ``camera`` at ``stamp``; say if found."""
+        raise NotImplementedError
+
+    def thumbnail(self, row):
+        """Return the JPEG bytes kept with row ``row``, or None."""
+        raise NotImplementedError
+
+    def size_bytes(self):
+        """Return the bytes the stored rows take."""
+        raise NotImplementedError
+
+    def enforce_retention(self, max_age_s=0.0, max_rows=0, max_mb=0.0,
+                          now=None, chunk=5000):
+        """Delete the oldest rows beyond the limits (0 = none); return how many."""
+        raise NotImplementedError
+
+    def close(self):
+        """Close the connection."""
+        raise NotImplementedError
+
+
+def _same_camera(stored, asked):
+    """Whether ``asked`` (a topic or a namespace) names ``stored``."""
+    return stored == asked or stored.startswith(asked.rstrip('/') + '/')
