@@ -10,10 +10,11 @@ wrong password (never printed).
 
 import threading
 
-from camera_caption.memory.postgres_store import connect, PostgresStore, redact
+from camera_caption.memory.postgres_store import connect, PostgresStore
 from camera_caption.memory.recall_query import RecallQuery
 from camera_caption.memory.records import (
     CaptionRecord, MemoryInputError, MemoryStoreError)
+from camera_caption.memory.url_secrets import redact
 from postgres_server import database_url, new_database, postgres_server
 import pytest
 

@@ -10,15 +10,15 @@ any part of it.  A deleted row's thumbnail goes with it (``ON DELETE
 CASCADE``).  Errors name the server's URL without its password.
 """
 
-import json
 import re
 import threading
 import time
-from urllib.parse import unquote
 
 from camera_caption.memory.records import MemoryStoreError
-from camera_caption.memory.store_base import (CaptionStore, MATCH_COLUMNS,
+from camera_caption.memory.store_base import (CaptionStore, insert_sql,
+                                              MATCH_COLUMNS, row_values,
                                               STAMP_TOLERANCE)
+from camera_caption.memory.url_secrets import redact, secrets_of
 
 SCHEMA_VERSION = '1'
 # pg_advisory_xact_lock key of the schema's creation ('caption' in ASCII).
@@ -38,6 +38,7 @@ TABLES = [
     'CREATE INDEX IF NOT EXISTS captions_stamp ON captions (stamp)',
     'CREATE INDEX IF NOT EXISTS captions_camera ON captions (camera, robot, id)',
     'CREATE INDEX IF NOT EXISTS captions_received ON captions (received)',
+    'CREATE INDEX IF NOT EXISTS captions_span ON captions ((last_stamp - stamp))',
     'CREATE TABLE IF NOT EXISTS thumbnails (id BIGINT PRIMARY KEY '
     'REFERENCES captions (id) ON DELETE CASCADE, jpeg BYTEA NOT NULL)',
     'CREATE TABLE IF NOT EXISTS cameras (camera TEXT NOT NULL, '
@@ -51,31 +52,6 @@ TRIGRAM = [
 SELECTED = ', '.join('c.' + name for name in MATCH_COLUMNS)
 NO_DRIVER = ('memory_url needs the psycopg package: pip install '
              "'psycopg[binary]' (or apt install python3-psycopg2)")
-
-
-def redact(url):
-    """Return ``url`` without its password (userinfo or ``password=``)."""
-    text = str(url)
-    parts = re.match(r'^([A-Za-z][\w+.-]*://)([^/?#]*)([^?#]*)(\?[^#]*)?(.*)$',
-                     text, re.S)
-    if not parts:                    # a libpq 'key=value' string
-        return re.sub(r"(password\s*=\s*)('(\\.|[^'])*'|\S+)", r'\1***', text)
-    scheme, netloc, path, query, rest = parts.groups('')
-    if '@' in netloc:
-        user, host = netloc.rsplit('@', 1)
-        netloc = user.split(':', 1)[0] + '@' + host
-    kept = [pair for pair in query[1:].split('&')
-            if pair and pair.split('=', 1)[0].lower() != 'password']
-    return scheme + netloc + path + ('?' + '&'.join(kept) if kept else '') + rest
-
-
-def _secrets(url):
-    """Return the password in ``url``, as written and decoded."""
-    text = str(url)
-    found = re.findall(r'://[^/?#@:]*:([^/?#@]*)@', text) + re.findall(
-        r"password\s*=\s*'?([^&'\s]+)", text)
-    return sorted({form for word in found for form in (word, unquote(word))}
-                  - {''}, key=len, reverse=True)
 
 
 def driver():
@@ -121,7 +97,7 @@ class PostgresStore(CaptionStore):
         self.url = redact(url)
         self.path = self.url             # where it is, for messages
         self.read_only = read_only
-        self._secrets = _secrets(url)
+        self._secrets = secrets_of(url)
         self._dsn = url
         self._module = driver()
         self._lock = threading.RLock()
@@ -252,18 +228,10 @@ class PostgresStore(CaptionStore):
             'robot = %s ORDER BY id DESC LIMIT 1', (camera, robot))
 
     def _insert(self, record, received):
-        pose = json.dumps(record.pose) if record.pose else None
         statements = [
             ('INSERT INTO cameras VALUES (%s, %s) ON CONFLICT DO NOTHING',
              (record.camera, record.robot)),
-            ('INSERT INTO captions (stamp, last_stamp, camera, robot, '
-             'frame_id, caption, model, latency_s, clip_first, clip_last, '
-             'pose, has_thumbnail, received) VALUES (%s, %s, %s, %s, %s, '
-             '%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id',
-             (record.stamp, record.clip_last or record.stamp, record.camera,
-              record.robot, record.frame_id, record.caption, record.model,
-              record.latency_s, record.clip_first, record.clip_last, pose,
-              record.thumbnail is not None, received))]
+            (insert_sql('%s') + ' RETURNING id', row_values(record, received))]
         if record.thumbnail is not None:
             statements.append((
                 'INSERT INTO thumbnails VALUES (currval(pg_get_serial_sequence('
@@ -344,8 +312,11 @@ class PostgresStore(CaptionStore):
             where.append("c.caption ILIKE %s ESCAPE '\\'")
             args.append('%' + _like_escape(term) + '%')
         if query.since is not None:
-            where.append('c.last_stamp >= %s')
-            args.append(query.since)
+            # A lower bound on stamp too (no row spans longer than the
+            # longest one), so that the stamp index reads the window only.
+            span = self._one('SELECT max(last_stamp - stamp) FROM captions')
+            where.append('c.last_stamp >= %s AND c.stamp >= %s')
+            args += [query.since, query.since - (span[0] or 0.0) - 1.0]
         if query.until is not None:
             where.append('c.stamp <= %s')
             args.append(query.until)
@@ -358,7 +329,12 @@ class PostgresStore(CaptionStore):
         if exclude:
             where.append('c.id <> ALL(%s::bigint[])')
             args.append(sorted(exclude))
-        order = 'c.stamp, c.id' if query.timeline else 'c.id DESC'
+        if query.timeline:
+            order = 'c.stamp, c.id'
+        elif query.since is not None or query.until is not None:
+            order = 'c.stamp DESC, c.id DESC'   # the stamp index, backwards
+        else:
+            order = 'c.id DESC'
         sql = (f'SELECT {SELECTED} FROM captions c'
                + (' WHERE ' + ' AND '.join(where) if where else '')
                + f' ORDER BY {order} LIMIT %s')

@@ -11,13 +11,13 @@ so that searches never read them.
 """
 
 import datetime
-import json
 import os
 import sqlite3
 import time
 
 from camera_caption.memory.records import MemoryStoreError
-from camera_caption.memory.store_base import (CaptionStore, MATCH_COLUMNS,
+from camera_caption.memory.store_base import (CaptionStore, insert_sql,
+                                              MATCH_COLUMNS, row_values,
                                               STAMP_TOLERANCE)
 
 SCHEMA_VERSION = '1'
@@ -162,18 +162,10 @@ class SQLiteStore(CaptionStore):
             'ORDER BY id DESC LIMIT 1', (camera, robot)).fetchone()
 
     def _insert(self, record, received):
-        pose = json.dumps(record.pose) if record.pose else None
         cursor = self._write([
             ('INSERT OR IGNORE INTO cameras VALUES (?, ?)',
              (record.camera, record.robot)),
-            ('INSERT INTO captions (stamp, last_stamp, camera, robot, '
-             'frame_id, caption, model, latency_s, clip_first, clip_last, '
-             'pose, has_thumbnail, received) '
-             'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-             (record.stamp, record.clip_last or record.stamp, record.camera,
-              record.robot, record.frame_id, record.caption, record.model,
-              record.latency_s, record.clip_first, record.clip_last, pose,
-              int(record.thumbnail is not None), received))])
+            (insert_sql('?'), row_values(record, received))])
         row = cursor.lastrowid
         if record.thumbnail is not None:
             self._write([('INSERT OR REPLACE INTO thumbnails VALUES (?, ?)',

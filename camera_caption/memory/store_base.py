@@ -17,6 +17,10 @@ from camera_caption.memory.records import Match, MemoryInputError
 # Stamps that differ by less are the same image (float seconds from JSON
 # and from a header may differ in the last bits).
 STAMP_TOLERANCE = 1e-6
+# Columns a new row is written with, in the order of :func:`row_values`.
+INSERT_COLUMNS = ('stamp', 'last_stamp', 'camera', 'robot', 'frame_id',
+                  'caption', 'model', 'latency_s', 'clip_first', 'clip_last',
+                  'pose', 'has_thumbnail', 'received')
 # Columns of a match, in the order the stores select them.
 MATCH_COLUMNS = ('id', 'stamp', 'last_stamp', 'repeats', 'camera',
                  'frame_id', 'caption', 'model', 'latency_s', 'clip_first',
@@ -146,6 +150,22 @@ class CaptionStore:
     def close(self):
         """Close the connection."""
         raise NotImplementedError
+
+
+def row_values(record, received):
+    """Return the values of :data:`INSERT_COLUMNS` for ``record``."""
+    import json
+    return (record.stamp, record.clip_last or record.stamp, record.camera,
+            record.robot, record.frame_id, record.caption, record.model,
+            record.latency_s, record.clip_first, record.clip_last,
+            json.dumps(record.pose) if record.pose else None,
+            record.thumbnail is not None, received)
+
+
+def insert_sql(placeholder):
+    """Return the INSERT of a new row, with ``placeholder`` per value."""
+    return (f'INSERT INTO captions ({", ".join(INSERT_COLUMNS)}) VALUES ('
+            + ', '.join([placeholder] * len(INSERT_COLUMNS)) + ')')
 
 
 def _same_camera(stored, asked):
