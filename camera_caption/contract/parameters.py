@@ -304,6 +304,12 @@ CAPTION_MEMORY_PARAMETERS = (
     Param('memory_max_mb', 1024.0, 'Keep the stored captions under this '
           'many megabytes, the oldest go first; 0 = no limit.',
           minimum=0.0),
+    Param('memory_summary_endpoint', '', 'Base URL of an OpenAI-compatible '
+          "server with a text model (e.g. the captioner's endpoint): "
+          'recall with "summarize": true answers one paragraph of what '
+          'happened; empty = no summaries.'),
+    Param('memory_summary_model', '', 'Model that summarizes; empty = the '
+          "server's only model."),
 )
 
 NODE_PARAMETERS = {

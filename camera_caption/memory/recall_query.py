@@ -3,7 +3,8 @@ What a recall asks: words, a time window, a camera, how many.
 
 No ROS import.  A request is free text (``red square``) or JSON with
 ``text``, ``since``, ``until``, ``camera``, ``robot``, ``limit``, ``last``
-(only the newest match) and ``timeline`` (in time order, oldest first).
+(only the newest match), ``timeline`` (in time order, oldest first) and
+``summarize`` (also one paragraph of what happened, from the matches).
 Times are seconds since the epoch, a duration back from now (``10m``,
 ``2h``, ``90s``, ``1d``), a clock time today (``14:05``, ``14:05:30``) or an
 ISO 8601 date and time (``2026-12-03T14:05``).  A bad request raises
@@ -26,7 +27,9 @@ _DURATION = re.compile(r'^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)$', re.I)
 _UNITS = {'s': 1, 'sec': 1, 'm': 60, 'min': 60, 'h': 3600, 'd': 86400}
 _CLOCK = re.compile(r'^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$')
 FIELDS = ('text', 'since', 'until', 'camera', 'robot', 'limit', 'last',
-          'timeline')
+          'timeline', 'summarize')
+# Captions a summary is made from, unless the request says how many.
+SUMMARY_LIMIT = 200
 
 
 @dataclass
@@ -41,6 +44,7 @@ class RecallQuery:
     limit: int = DEFAULT_LIMIT
     last: bool = False           # the newest match only
     timeline: bool = False       # every match in time order (oldest first)
+    summarize: bool = False      # also one paragraph of what happened
 
     def words(self):
         """Split the text at white space (matching ignores case)."""
@@ -94,7 +98,7 @@ def parse_request(text, now=None):
 
 def query_from_fields(fields, now=None):
     """Return the :class:`RecallQuery` of a dict of fields, checked."""
-    unknown = sorted(set(fields) - set(FIELDS) - {'summarize'})
+    unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
         raise MemoryInputError(
             f"recall field '{unknown[0]}' is unknown; the fields are "
@@ -116,13 +120,15 @@ def query_from_fields(fields, now=None):
             raise MemoryInputError(
                 f"recall field 'limit' = {limit!r} is not an integer")
         query.limit = limit
-    for name in ('last', 'timeline'):
+    for name in ('last', 'timeline', 'summarize'):
         if fields.get(name) is not None:
             if not isinstance(fields[name], bool):
                 raise MemoryInputError(
                     f"recall field '{name}' = {fields[name]!r} is not true "
                     'or false')
             setattr(query, name, fields[name])
+    if query.summarize and fields.get('limit') is None:
+        query.limit = SUMMARY_LIMIT
     return checked(query)
 
 

@@ -14,6 +14,7 @@ and written when the database takes it again.
 import collections
 import json
 import socket
+import threading
 
 from camera_caption.contract.parameters import (CAPTION_MEMORY_PARAMETERS,
                                                 image_topic_list)
@@ -23,9 +24,13 @@ from camera_caption.memory.records import (MemoryInputError,
                                            MemoryStoreError,
                                            record_from_info)
 from camera_caption.memory.sqlite_store import set_aside
+from camera_caption.memory.summary import summarize, SummaryError
 from camera_caption.nodes.node_runner import exit_now, run_node
 from camera_caption.nodes.ros_diagnostics import DiagnosticsPublisher, OK, WARN
 from camera_caption.nodes.ros_parameters import declare_parameters
+from camera_caption.nodes.tf_pose import pose_lookup
+from camera_caption.utilities.jpeg import shrink_jpeg
+from camera_caption.utilities.safe_text import safe_text
 from camera_caption.utilities.throttles import LogThrottle
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
@@ -52,12 +57,13 @@ class CaptionMemoryNode(Node):
         self.robot = p['memory_robot'] or socket.gethostname()
         self.counts = collections.Counter()
         self.pending = collections.deque()
+        self._summarizing = False
         self._warn = LogThrottle(5.0).bound(self.get_logger().warning)
         self.store = self._open()
         self._info_subscriptions = {}       # caption_info topic -> subscription
         self._thumbnails = {}          # its prefix -> (subscription, early)
         self._camera_of = {}           # prefix -> camera named in its info
-        self._poses = self._pose_lookup(p['memory_fixed_frame'])
+        self._poses = pose_lookup(self, p['memory_fixed_frame'])
         self.recall_subscription = self.create_subscription(
             String, 'recall', self._on_recall, 10)
         self.result_publisher = self.create_publisher(
@@ -183,7 +189,8 @@ class CaptionMemoryNode(Node):
 
     def _on_thumbnail(self, msg, prefix, early):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        jpeg = self._shrink(bytes(msg.data))
+        jpeg = shrink_jpeg(bytes(msg.data),
+                           self.params['memory_thumbnail_side'])
         if jpeg is None:
             self.counts['bad_thumbnails'] += 1
             self._warn(('thumb', prefix), f'{prefix}{THUMBNAIL_SUFFIX}: '
@@ -203,56 +210,49 @@ class CaptionMemoryNode(Node):
         while len(early) > EARLY_THUMBNAILS:
             early.popitem(last=False)
 
-    def _shrink(self, data):
-        import cv2
-        import numpy as np
-        from camera_caption.utilities.jpeg import encode_jpeg
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            return None
-        return encode_jpeg(image, 70, rgb=False,
-                           max_side=self.params['memory_thumbnail_side'])
-
-    def _pose_lookup(self, fixed_frame):
-        """Return ``(frame_id, stamp) -> pose dict or None``, or None."""
-        if not fixed_frame:
-            return None
-        try:
-            from rclpy.time import Time
-            import tf2_ros
-        except ImportError:
-            self.get_logger().warning(
-                f"memory_fixed_frame '{fixed_frame}' needs tf2_ros (apt "
-                'install ros-$ROS_DISTRO-tf2-ros); captions are stored '
-                'without pose')
-            return None
-        buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(buffer, self)
-
-        def pose(frame_id, stamp):
-            try:
-                t = buffer.lookup_transform(
-                    fixed_frame, frame_id, Time(nanoseconds=int(stamp * 1e9)))
-            except tf2_ros.TransformException:
-                return None
-            tr, q = t.transform.translation, t.transform.rotation
-            return {'frame': fixed_frame, 'x': tr.x, 'y': tr.y, 'z': tr.z,
-                    'qx': q.x, 'qy': q.y, 'qz': q.z, 'qw': q.w}
-        return pose
-
     # -- recall --------------------------------------------------------
     def _on_recall(self, msg):
         self.counts['recalls'] += 1
         try:
             query = parse_request(msg.data)
+            if query.summarize and not self.params['memory_summary_endpoint']:
+                raise MemoryInputError(
+                    "recall field 'summarize' needs the parameter "
+                    "'memory_summary_endpoint' (a server with a text model)")
+            if query.summarize and self._summarizing:
+                raise MemoryInputError(
+                    'a summary is being made: ask again once it is answered')
             matches = self.store.recall(query)
         except (MemoryInputError, MemoryStoreError) as exc:
             self.counts['bad_recalls'] += 1
             self._warn('recall', f'recall not answered: {exc}')
-            answer = {'error': str(exc), 'request': msg.data[:200]}
-        else:
-            answer = {'request': msg.data[:1000], 'count': len(matches),
-                      'matches': [m.as_dict() for m in matches]}
+            self._answer({'error': str(exc), 'request': msg.data[:200]})
+            return
+        answer = {'request': msg.data[:1000], 'count': len(matches),
+                  'matches': [m.as_dict() for m in matches]}
+        if not query.summarize:
+            self._answer(answer)
+            return
+        self._summarizing = True        # off the executor: it may take long
+        threading.Thread(target=self._summarize, args=(answer, matches),
+                         name='memory_summary', daemon=True).start()
+
+    def _summarize(self, answer, matches):
+        p = self.params
+        try:
+            text = summarize(p['memory_summary_endpoint'],
+                             p['memory_summary_model'], matches)
+            answer['summary'] = safe_text(text, 4000)
+            self.counts['summaries'] += 1
+        except SummaryError as exc:
+            self.counts['summary_failures'] += 1
+            self._warn('summary', f'no summary: {exc}')
+            answer['summary_error'] = str(exc)
+        finally:
+            self._summarizing = False
+        self._answer(answer)
+
+    def _answer(self, answer):
         self.result_publisher.publish(
             String(data=json.dumps(answer, ensure_ascii=False)))
 

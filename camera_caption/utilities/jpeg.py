@@ -26,3 +26,13 @@ def encode_jpeg(image, quality, rgb=True, max_side=0):
     ok, data = cv2.imencode('.jpg', image[:, :, ::-1] if rgb else image,
                             [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     return data.tobytes() if ok else None
+
+
+def shrink_jpeg(data, max_side, quality=70):
+    """Return JPEG (or PNG) ``data`` as a JPEG of at most ``max_side``; None if unreadable."""
+    import cv2
+    import numpy as np
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    return encode_jpeg(image, quality, rgb=False, max_side=max_side)
