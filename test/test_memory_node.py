@@ -54,7 +54,7 @@ def send(publisher, infos, node):
     """Publish caption_info JSONs once the node listens; wait for them."""
     def handled():
         return sum(node.counts[k] for k in (
-            'rows_added', 'repeats', 'bad_caption_info', 'write_failures'))
+            'rows_added', 'repeats', 'bad_caption_info', 'kept_to_retry'))
 
     assert wait_until(lambda: publisher.get_subscription_count() > 0, 10)
     before = handled()

@@ -11,6 +11,7 @@ from camera_caption.memory.records import (MemoryInputError,
                                            MemoryStoreError,
                                            record_from_info)
 from camera_caption.memory.sqlite_store import set_aside, SQLiteStore
+from camera_caption.memory.store_base import REPEAT_GAP_S
 from memory_helpers import info_json, record, T0
 import pytest
 
@@ -288,3 +289,70 @@ def test_a_read_only_file_is_read_and_never_written(tmp_path):
     assert "found ['a red box']" in done.stdout
     assert 'is read-only: captions are not stored' in done.stdout
     assert os.stat(path).st_mode & 0o777 == 0o444
+
+
+def test_a_repeat_after_a_gap_is_a_new_sighting(store):
+    store.add(record('a red box', 0))
+    store.add(record('a red box', 30))
+    store.add(record('a red box', 30 + REPEAT_GAP_S + 1))     # seen again
+    rows = store.recall(RecallQuery(text='red box', timeline=True))
+    assert [(m.stamp - T0, m.last_stamp - T0, m.repeats) for m in rows] == [
+        (0, 30, 2), (30 + REPEAT_GAP_S + 1, 30 + REPEAT_GAP_S + 1, 1)]
+    window = RecallQuery(since=T0 + 40, until=T0 + 80)    # nothing seen then
+    assert store.recall(window) == []
+
+
+def test_last_is_the_newest_match_also_in_a_window(store):
+    for i in range(5):
+        store.add(record(f'box {i}', i * 100))
+    last = store.recall(parse_request(
+        f'{{"text": "box", "since": {T0}, "until": {T0 + 1000}, '
+        '"timeline": true, "last": true}'))
+    assert [m.caption for m in last] == ['box 4']
+
+
+def test_a_repeat_of_a_row_deleted_meanwhile_is_written_anew(store):
+    store.add(record('a red box', 0))
+    other = sqlite3.connect(store.path)          # another writer deletes it
+    other.execute('DELETE FROM captions')
+    other.commit()
+    other.close()
+    row, new = store.add(record('a red box', 1))
+    assert new and texts(store.recall(RecallQuery(text='red'))) == [
+        'a red box']
+
+
+@pytest.mark.parametrize('request_text, message', [
+    ('{"text": "red\\u0000box"}', 'holds a control character'),
+    ('{"since": NaN}', "'since' = nan is not a time"),
+    ('{"since": "inf"}', "'since' = 'inf' is not a time"),
+])
+def test_requests_that_would_break_the_search_are_refused(request_text,
+                                                          message):
+    with pytest.raises(MemoryInputError, match=message):
+        parse_request(request_text)
+
+
+def test_iso_times_as_python_3_10_would_refuse_them():
+    assert parse_request('{"since": "2026-12-03T10:00:00Z"}').since == \
+        1796292000.0
+    assert parse_request(
+        '{"since": "2026-12-03T10:00:00.5+00:00"}').since == 1796292000.5
+
+
+def test_a_folder_or_a_locked_file_is_not_taken_for_a_corrupt_one(tmp_path):
+    with pytest.raises(MemoryStoreError, match='is a folder') as caught:
+        SQLiteStore(str(tmp_path))
+    assert not caught.value.corrupt
+    path = str(tmp_path / 'memory.db')
+    SQLiteStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute('PRAGMA locking_mode = EXCLUSIVE')
+    holder.execute('BEGIN EXCLUSIVE')
+    try:
+        with pytest.raises(MemoryStoreError) as caught:
+            store = SQLiteStore(path)
+            store.add(record('a red box', 0))
+        assert not caught.value.corrupt, caught.value
+    finally:
+        holder.close()

@@ -92,3 +92,13 @@ def test_a_memory_that_is_not_there(tmp_path, capsys):
                           str(tmp_path / 'none.db'))
     assert code == 2 and 'does not exist' in err
     assert not (tmp_path / 'none.db').exists()
+
+
+def test_words_may_follow_options_and_a_cut_says_so(memory, capsys):
+    status, out, _ = recall(capsys, 'green', '--camera', '/back', 'triangle',
+                            '--memory_path', memory)
+    assert status == 0 and out.count('\n') == 1 and 'white' in out
+    status, out, err = recall(capsys, '--between', str(T0), str(T0 + 100),
+                              '--limit', '2', '--memory_path', memory)
+    assert status == 0 and out.count('\n') == 2
+    assert 'stopped at 2 captions' in err and len(err.splitlines()) == 1

@@ -21,6 +21,8 @@ from camera_caption.memory.store_base import (CaptionStore, insert_sql,
 from camera_caption.memory.url_secrets import redact, secrets_of
 
 SCHEMA_VERSION = '1'
+# Seconds between two counts of the shared table's rows (retention).
+RECOUNT_S = 60.0
 # pg_advisory_xact_lock key of the schema's creation ('caption' in ASCII).
 SCHEMA_LOCK = 0x63617074696f6e
 TABLES = [
@@ -102,6 +104,7 @@ class PostgresStore(CaptionStore):
         self._module = driver()
         self._lock = threading.RLock()
         self._trimmed_size = 0           # size after the last max_mb trim
+        self._recount_at = 0.0           # when retention counts rows again
         self.db = None
         self.trigram = False             # whether the GIN index exists
         with self._lock:
@@ -213,19 +216,10 @@ class PostgresStore(CaptionStore):
             return self._run(lambda: self._transaction(body))
 
     # -- writing -------------------------------------------------------
-    def add(self, record, received=None):
-        """Store one :class:`CaptionRecord`; return ``(row id, new row)``."""
-        try:
-            return super().add(record, received)
-        except _RowGone:
-            # Another robot's retention deleted the row this one extends.
-            self.forget_last()
-            return super().add(record, received)
-
     def _load_last(self, robot, camera):
         return self._one(
-            'SELECT id, caption FROM captions WHERE camera = %s AND '
-            'robot = %s ORDER BY id DESC LIMIT 1', (camera, robot))
+            'SELECT id, caption, last_stamp FROM captions WHERE camera = %s '
+            'AND robot = %s ORDER BY id DESC LIMIT 1', (camera, robot))
 
     def _insert(self, record, received):
         statements = [
@@ -243,8 +237,7 @@ class PostgresStore(CaptionStore):
             'UPDATE captions SET last_stamp = greatest(last_stamp, %s), '
             'repeats = repeats + 1 WHERE id = %s',
             (record.clip_last or record.stamp, row))])
-        if count == 0:
-            raise _RowGone(row)
+        return count > 0     # another robot's retention may have deleted it
 
     def attach_thumbnail(self, camera, stamp, jpeg, robot=''):
         """Keep ``jpeg`` with the row of ``camera`` that began at ``stamp``."""
@@ -278,8 +271,11 @@ class PostgresStore(CaptionStore):
             deleted += self._delete_oldest(
                 'SELECT id FROM captions WHERE received < %s ORDER BY id '
                 'LIMIT %s', (now - max_age_s, chunk))
-        if max_rows > 0 or max_mb > 0:
+        if (max_rows > 0 or max_mb > 0) and now >= self._recount_at:
+            # Every robot's rows count; counting them all costs, so once a
+            # minute (between counts this robot's own adds are added).
             self.rows = self._one('SELECT count(*) FROM captions')[0]
+            self._recount_at = now + RECOUNT_S
         if max_rows > 0 and self.rows > max_rows:
             deleted += self._delete_oldest(
                 'SELECT id FROM captions ORDER BY id LIMIT %s',
@@ -361,10 +357,6 @@ class PostgresStore(CaptionStore):
         with self._lock:
             if self.db is not None and not self.db.closed:
                 self.db.close()
-
-
-class _RowGone(Exception):
-    """The row a repeat extends was deleted meanwhile."""
 
 
 def _like_escape(text):

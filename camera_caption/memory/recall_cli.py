@@ -92,7 +92,7 @@ def line_of(match, last=False):
 
 def main(argv=None):
     """Entry point of ``ros2 run camera_caption recall``."""
-    options = parser().parse_args(argv)
+    options = parser().parse_intermixed_args(argv)
     try:
         query = query_of(options)
         store = open_store(options.memory_path, options.memory_url,
@@ -107,6 +107,10 @@ def main(argv=None):
         return 2
     finally:
         store.close()
+    if len(matches) == query.limit and (options.between or options.export):
+        print(f'recall: stopped at {len(matches)} captions (--limit); '
+              'narrow the window (--between, --since, --camera) for the rest',
+              file=sys.stderr)
     if options.export:
         try:
             count = export_matches(matches, options.export)

@@ -15,6 +15,7 @@ and its value.
 from dataclasses import dataclass
 import datetime
 import json
+import math
 import re
 import time
 
@@ -58,10 +59,10 @@ def parse_time(value, name, now=None):
         raise MemoryInputError(f"recall field '{name}' = {value!r} is not a "
                                'time')
     if isinstance(value, (int, float)):
-        return float(value)
+        return _finite(float(value), value, name)
     text = str(value).strip()
     try:
-        return float(text)
+        return _finite(float(text), value, name)
     except ValueError:
         pass
     match = _DURATION.match(text)
@@ -71,6 +72,10 @@ def parse_time(value, name, now=None):
         if _CLOCK.match(text):
             day = datetime.datetime.fromtimestamp(now).date().isoformat()
             text = f'{day}T{text}'
+        # What Python 3.10's fromisoformat does not read: Z, 1-5 digits.
+        text = re.sub(r'Z$', '+00:00', text)
+        text = re.sub(r'\.(\d{1,6})(?=$|[+-])',
+                      lambda m: '.' + m.group(1).ljust(6, '0'), text)
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise MemoryInputError(
@@ -80,6 +85,13 @@ def parse_time(value, name, now=None):
     if moment.tzinfo is None:
         moment = moment.astimezone()       # local time, as a user means it
     return moment.timestamp()
+
+
+def _finite(number, value, name):
+    if not math.isfinite(number):
+        raise MemoryInputError(f"recall field '{name}' = {value!r} is not a "
+                               'time')
+    return number
 
 
 def parse_request(text, now=None):
@@ -134,6 +146,10 @@ def query_from_fields(fields, now=None):
 
 def checked(query):
     """Return ``query`` once its values are in range, or raise."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in query.text):
+        raise MemoryInputError(
+            f"recall field 'text' = {query.text[:40]!r} holds a control "
+            'character')
     if len(query.text) > MAX_TEXT_CHARS:
         raise MemoryInputError(
             f"recall field 'text' is {len(query.text)} characters long; at "

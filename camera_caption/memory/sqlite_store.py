@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS captions (
 CREATE INDEX IF NOT EXISTS captions_last_stamp ON captions (last_stamp);
 CREATE INDEX IF NOT EXISTS captions_stamp ON captions (stamp);
 CREATE INDEX IF NOT EXISTS captions_camera ON captions (camera, robot, id);
+CREATE INDEX IF NOT EXISTS captions_camera_stamp ON captions (camera, robot, stamp);
 CREATE INDEX IF NOT EXISTS captions_received ON captions (received);
 CREATE INDEX IF NOT EXISTS captions_span ON captions (last_stamp - stamp);
 CREATE TABLE IF NOT EXISTS thumbnails (
@@ -78,11 +79,20 @@ class SQLiteStore(CaptionStore):
 
     kind = 'sqlite'
 
-    def __init__(self, path, read_only=False, check=True):
+    def __init__(self, path, read_only=False, check=None):
+        """
+        Open (or create) the memory at ``path``.
+
+        ``check``: run SQLite's quick check first (default: when writing;
+        it reads the whole file).
+        """
         super().__init__()
         self.path = os.path.abspath(os.path.expanduser(path))
         directory = os.path.dirname(self.path)
         exists = os.path.exists(self.path)
+        if os.path.isdir(self.path):
+            raise MemoryStoreError(f"memory_path '{self.path}' is a folder: "
+                                   'give a file, e.g. memory.db in it')
         if not read_only and exists and not os.access(self.path, os.W_OK):
             read_only = True          # keep what is there readable
         if not read_only and not exists:
@@ -97,7 +107,7 @@ class SQLiteStore(CaptionStore):
         self.read_only = read_only
         try:
             self.db = self._connect()
-            if check:
+            if check if check is not None else not read_only:
                 self._check()
             if not read_only:
                 self._create()
@@ -107,9 +117,12 @@ class SQLiteStore(CaptionStore):
             self.rows = self.db.execute(
                 'SELECT count(*) FROM captions').fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            # Locked, or not openable: not a reason to set the file aside.
+            corrupt = not isinstance(exc, sqlite3.OperationalError) or any(
+                word in str(exc) for word in ('not a database', 'malformed'))
             raise MemoryStoreError(
                 f"memory_path '{self.path}' is not a readable caption memory: "
-                f'{exc}', path=self.path, corrupt=True) from None
+                f'{exc}', path=self.path, corrupt=corrupt) from None
 
     def _connect(self):
         if self.read_only:
@@ -129,7 +142,17 @@ class SQLiteStore(CaptionStore):
     def _check(self):
         problem = self.db.execute('PRAGMA quick_check(1)').fetchone()[0]
         if problem != 'ok':
-            raise sqlite3.DatabaseError(f'integrity check: {problem}')
+            raise sqlite3.DatabaseError(f'integrity check (malformed): '
+                                        f'{problem}')
+
+    def _read(self, sql, args=(), one=False):
+        """Return the rows (or the first) of a query; raise MemoryStoreError."""
+        try:
+            cursor = self.db.execute(sql, args)
+            return cursor.fetchone() if one else cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise MemoryStoreError(
+                f"memory_path '{self.path}': {exc}") from None
 
     def _create(self):
         self.db.executescript('BEGIN;' + SCHEMA + 'COMMIT;')
@@ -157,9 +180,9 @@ class SQLiteStore(CaptionStore):
 
     # -- writing -------------------------------------------------------
     def _load_last(self, robot, camera):
-        return self.db.execute(
-            'SELECT id, caption FROM captions WHERE camera = ? AND robot = ? '
-            'ORDER BY id DESC LIMIT 1', (camera, robot)).fetchone()
+        return self._read(
+            'SELECT id, caption, last_stamp FROM captions WHERE camera = ? '
+            'AND robot = ? ORDER BY id DESC LIMIT 1', (camera, robot), one=True)
 
     def _insert(self, record, received):
         cursor = self._write([
@@ -173,18 +196,18 @@ class SQLiteStore(CaptionStore):
         return row
 
     def _extend(self, row, record, received):
-        self._write([(
+        return self._write([(
             'UPDATE captions SET last_stamp = max(last_stamp, ?), '
             'repeats = repeats + 1 WHERE id = ?',
-            (record.clip_last or record.stamp, row))])
+            (record.clip_last or record.stamp, row))]).rowcount > 0
 
     def attach_thumbnail(self, camera, stamp, jpeg, robot=''):
         """Keep ``jpeg`` with the row of ``camera`` that began at ``stamp``."""
-        row = self.db.execute(
-            'SELECT id FROM captions WHERE stamp BETWEEN ? AND ? AND '
-            'camera = ? AND robot = ? AND has_thumbnail = 0',
-            (stamp - STAMP_TOLERANCE, stamp + STAMP_TOLERANCE, camera, robot)
-        ).fetchone()
+        row = self._read(
+            'SELECT id FROM captions WHERE camera = ? AND robot = ? AND '
+            'stamp BETWEEN ? AND ? AND has_thumbnail = 0',
+            (camera, robot, stamp - STAMP_TOLERANCE, stamp + STAMP_TOLERANCE),
+            one=True)
         if row is None:
             return False
         self._write([
@@ -241,9 +264,8 @@ class SQLiteStore(CaptionStore):
                 # No row lasts longer than the longest span: a lower bound
                 # on stamp too, so that the stamp index reads the window
                 # only, not every row before it.
-                span = self.db.execute(
-                    'SELECT max(last_stamp - stamp) FROM captions'
-                ).fetchone()[0]
+                span = self._read('SELECT max(last_stamp - stamp) FROM '
+                                  'captions', one=True)[0]
                 where.append('c.stamp >= ?')
                 args.append(query.since - (span or 0.0) - 1.0)
         if query.until is not None:
@@ -277,24 +299,23 @@ class SQLiteStore(CaptionStore):
         sql = (f'SELECT {SELECTED} FROM {source}'
                + (' WHERE ' + ' AND '.join(where) if where else '')
                + f' ORDER BY {order} LIMIT ?')
-        return self.db.execute(sql, args + [limit]).fetchall()
+        return self._read(sql, args + [limit])
 
     def cameras(self):
         """Return the names of every camera stored."""
-        return sorted({row[0] for row in self.db.execute(
+        return sorted({row[0] for row in self._read(
             'SELECT camera FROM cameras')})
 
     def thumbnail(self, row):
         """Return the JPEG kept with row ``row``, or None."""
-        found = self.db.execute('SELECT jpeg FROM thumbnails WHERE id = ?',
-                                (row,)).fetchone()
+        found = self._read('SELECT jpeg FROM thumbnails WHERE id = ?',
+                           (row,), one=True)
         return bytes(found[0]) if found else None
 
     def size_bytes(self):
         """Return the bytes in use (free pages not counted)."""
-        pages = self.db.execute('PRAGMA page_count').fetchone()[0]
-        free = self.db.execute('PRAGMA freelist_count').fetchone()[0]
-        size = self.db.execute('PRAGMA page_size').fetchone()[0]
+        pages, free, size = (self._read(f'PRAGMA {name}', one=True)[0] for name
+                             in ('page_count', 'freelist_count', 'page_size'))
         return (pages - free) * size
 
     def close(self):

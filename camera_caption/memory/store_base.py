@@ -9,11 +9,15 @@ must be known, and :meth:`CaptionStore.recall` ranks matches by text
 (SQLite, PostgreSQL) supplies the statements.
 """
 
+import dataclasses
 import time
 
 from camera_caption.memory.recall_query import checked
 from camera_caption.memory.records import Match, MemoryInputError
 
+# Identical captions of a camera this far apart at most are one row: a
+# longer gap is a new sighting (and keeps a window's bound on stamps tight).
+REPEAT_GAP_S = 60.0
 # Stamps that differ by less are the same image (float seconds from JSON
 # and from a header may differ in the last bits).
 STAMP_TOLERANCE = 1e-6
@@ -34,7 +38,8 @@ class CaptionStore:
     read_only = False
 
     def __init__(self):
-        self._last = {}         # (robot, camera) -> (row id, caption text)
+        # (robot, camera) -> (row id, caption text, its last stamp)
+        self._last = {}
         self.rows = 0           # rows stored (a repeat adds none)
         self.added = 0          # captions added, repeats included
 
@@ -43,20 +48,24 @@ class CaptionStore:
         """
         Store one :class:`CaptionRecord`; return ``(row id, new row)``.
 
-        A caption equal to the previous one of the same camera extends
-        that row instead of adding one.
+        A caption equal to the previous one of the same camera, at most
+        :data:`REPEAT_GAP_S` after it, extends that row instead of adding
+        one (a row that is gone meanwhile is written anew).
         """
         received = time.time() if received is None else received
         key = (record.robot, record.camera)
         last = self._last.get(key)
         if last is None:
             last = self._load_last(record.robot, record.camera)
-        if last is not None and last[1] == record.caption:
-            self._extend(last[0], record, received)
+        stamp = record.clip_last or record.stamp
+        if last is not None and last[1] == record.caption \
+                and 0 <= record.stamp - last[2] <= REPEAT_GAP_S \
+                and self._extend(last[0], record, received):
+            self._last[key] = (last[0], last[1], max(last[2], stamp))
             self.added += 1
             return last[0], False
         row = self._insert(record, received)
-        self._last[key] = (row, record.caption)
+        self._last[key] = (row, record.caption, stamp)
         self.rows += 1
         self.added += 1
         return row, True
@@ -69,6 +78,8 @@ class CaptionStore:
     def recall(self, query):
         """Return the :class:`Match` list of a :class:`RecallQuery`."""
         query = checked(query)
+        if query.last:              # the newest match, whatever the order
+            query = dataclasses.replace(query, timeline=False)
         if query.camera:
             known = self.cameras()
             if not any(_same_camera(name, query.camera) for name in known):
@@ -108,13 +119,14 @@ class CaptionStore:
 
     # -- what a database supplies --------------------------------------
     def _load_last(self, robot, camera):
-        """Return (row id, caption) of the camera's newest row, or None."""
+        """Return (row id, caption, last stamp) of its newest row, or None."""
         raise NotImplementedError
 
     def _insert(self, record, received):
         raise NotImplementedError
 
     def _extend(self, row, record, received):
+        """Extend row ``row`` by a repeat; return False if it is gone."""
         raise NotImplementedError
 
     def _select(self, query, terms, phrase, limit, exclude=()):

@@ -84,7 +84,10 @@ class CaptionMemoryNode(Node):
         except MemoryStoreError as exc:
             if not exc.corrupt or store_is_remote(p):
                 raise
-            aside = set_aside(exc.path)
+            try:
+                aside = set_aside(exc.path)
+            except OSError:
+                raise exc from None
             self.get_logger().error(
                 f'{exc}; moved it to {aside} (nothing deleted) and started a '
                 'new memory')
@@ -108,6 +111,7 @@ class CaptionMemoryNode(Node):
         try:
             _, new = self.store.add(record)
         except MemoryStoreError as exc:
+            self.counts['write_failures'] += 1
             self._keep(record)
             self._warn('write', f'{exc}; keeping {len(self.pending)} '
                        'caption(s) to write when it works again')
@@ -115,7 +119,7 @@ class CaptionMemoryNode(Node):
         self.counts['rows_added' if new else 'repeats'] += 1
 
     def _keep(self, record):
-        self.counts['write_failures'] += 1
+        self.counts['kept_to_retry'] += 1
         if len(self.pending) >= PENDING_MAX:
             self.pending.popleft()
             self.counts['dropped'] += 1
@@ -126,6 +130,7 @@ class CaptionMemoryNode(Node):
             try:
                 _, new = self.store.add(self.pending[0])
             except MemoryStoreError:
+                self.counts['write_failures'] += 1
                 return
             self.pending.popleft()
             self.counts['rows_added' if new else 'repeats'] += 1

@@ -19,7 +19,9 @@ def pose_lookup(node, fixed_frame):
             f"memory_fixed_frame '{fixed_frame}' needs tf2_ros (apt install "
             'ros-$ROS_DISTRO-tf2-ros); captions are stored without pose')
         return None
-    buffer = tf2_ros.Buffer()
+    from rclpy.duration import Duration
+    # Two minutes of history: a clip or a slow model captions late.
+    buffer = tf2_ros.Buffer(cache_time=Duration(seconds=120))
     node.tf_listener = tf2_ros.TransformListener(buffer, node)
 
     def pose(frame_id, stamp):
