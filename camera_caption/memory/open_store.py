@@ -35,5 +35,4 @@ def open_store(path='', url='', read_only=False):
 
 def describe(store):
     """Say in a few words where ``store`` keeps the captions."""
-    where = getattr(store, 'path', '') or getattr(store, 'where', '')
-    return f'{store.kind} {where}'.strip()
+    return f'{store.kind} {store.path}'

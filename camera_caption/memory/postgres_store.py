@@ -17,7 +17,8 @@ import time
 from camera_caption.memory.records import MemoryStoreError
 from camera_caption.memory.store_base import (CaptionStore, insert_sql,
                                               MATCH_COLUMNS, row_values,
-                                              STAMP_TOLERANCE)
+                                              STAMP_TOLERANCE,
+                                              window_filters, window_order)
 from camera_caption.memory.url_secrets import redact, secrets_of
 
 SCHEMA_VERSION = '1'
@@ -302,38 +303,21 @@ class PostgresStore(CaptionStore):
         return count
 
     # -- reading -------------------------------------------------------
-    def _select(self, query, terms, phrase, limit, exclude=()):
-        where, args = [], []
+    def _select(self, query, terms, limit, exclude=()):
+        span = None
+        if query.since is not None:
+            span = self._one('SELECT max(last_stamp - stamp) FROM '
+                             'captions')[0] or 0.0
+        where, args = window_filters(query, '%s', span)
         for term in terms:
             where.append("c.caption ILIKE %s ESCAPE '\\'")
             args.append('%' + _like_escape(term) + '%')
-        if query.since is not None:
-            # A lower bound on stamp too (no row spans longer than the
-            # longest one), so that the stamp index reads the window only.
-            span = self._one('SELECT max(last_stamp - stamp) FROM captions')
-            where.append('c.last_stamp >= %s AND c.stamp >= %s')
-            args += [query.since, query.since - (span[0] or 0.0) - 1.0]
-        if query.until is not None:
-            where.append('c.stamp <= %s')
-            args.append(query.until)
-        if query.camera:
-            where.append('(c.camera = %s OR starts_with(c.camera, %s))')
-            args += [query.camera, query.camera.rstrip('/') + '/']
-        if query.robot:
-            where.append('c.robot = %s')
-            args.append(query.robot)
         if exclude:
             where.append('c.id <> ALL(%s::bigint[])')
             args.append(sorted(exclude))
-        if query.timeline:
-            order = 'c.stamp, c.id'
-        elif query.since is not None or query.until is not None:
-            order = 'c.stamp DESC, c.id DESC'   # the stamp index, backwards
-        else:
-            order = 'c.id DESC'
         sql = (f'SELECT {SELECTED} FROM captions c'
                + (' WHERE ' + ' AND '.join(where) if where else '')
-               + f' ORDER BY {order} LIMIT %s')
+               + f' ORDER BY {window_order(query)} LIMIT %s')
         return self._rows(sql, args + [limit])
 
     def cameras(self):

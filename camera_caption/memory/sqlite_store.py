@@ -18,7 +18,8 @@ import time
 from camera_caption.memory.records import MemoryStoreError
 from camera_caption.memory.store_base import (CaptionStore, insert_sql,
                                               MATCH_COLUMNS, row_values,
-                                              STAMP_TOLERANCE)
+                                              STAMP_TOLERANCE,
+                                              window_filters, window_order)
 
 SCHEMA_VERSION = '1'
 SCHEMA = """
@@ -250,43 +251,21 @@ class SQLiteStore(CaptionStore):
         return count
 
     # -- reading -------------------------------------------------------
-    def _select(self, query, terms, phrase, limit, exclude=()):
-        where, args = [], []
+    def _select(self, query, terms, limit, exclude=()):
+        span = None
+        if query.since is not None and self._spans:
+            span = self._read('SELECT max(last_stamp - stamp) FROM captions',
+                              one=True)[0] or 0.0
+        where, args = window_filters(query, '?', span)
         fts = [t for t in terms if len(t) >= 3]
         for term in terms:
             if len(term) < 3:
                 where.append("c.caption LIKE ? ESCAPE '\\'")
                 args.append('%' + _like_escape(term) + '%')
-        if query.since is not None:
-            where.append('c.last_stamp >= ?')
-            args.append(query.since)
-            if self._spans:
-                # No row lasts longer than the longest span: a lower bound
-                # on stamp too, so that the stamp index reads the window
-                # only, not every row before it.
-                span = self._read('SELECT max(last_stamp - stamp) FROM '
-                                  'captions', one=True)[0]
-                where.append('c.stamp >= ?')
-                args.append(query.since - (span or 0.0) - 1.0)
-        if query.until is not None:
-            where.append('c.stamp <= ?')
-            args.append(query.until)
-        if query.camera:
-            where.append('(c.camera = ? OR substr(c.camera, 1, ?) = ?)')
-            prefix = query.camera.rstrip('/') + '/'
-            args += [query.camera, len(prefix), prefix]
-        if query.robot:
-            where.append('c.robot = ?')
-            args.append(query.robot)
         if exclude:
             where.append(f'c.id NOT IN ({",".join("?" * len(exclude))})')
             args += list(exclude)
-        if query.timeline:
-            order = 'c.stamp'
-        elif query.since is not None or query.until is not None:
-            order = 'c.stamp DESC'      # the stamp index, read backwards
-        else:
-            order = 'c.id DESC'
+        order = window_order(query)
         if fts:
             source = ('captions_fts f JOIN captions c ON c.id = f.rowid')
             where.insert(0, 'captions_fts MATCH ?')

@@ -10,6 +10,7 @@ must be known, and :meth:`CaptionStore.recall` ranks matches by text
 """
 
 import dataclasses
+import json
 import time
 
 from camera_caption.memory.recall_query import checked
@@ -90,14 +91,14 @@ class CaptionStore:
         limit = 1 if query.last else query.limit
         words = query.words()
         if not words:
-            rows = self._select(query, [], '', limit)
+            rows = self._select(query, [], limit)
             return [self._match(row, 0) for row in rows]
         phrase = ' '.join(words)
         matches = [self._match(row, 2)
-                   for row in self._select(query, [phrase], phrase, limit)]
+                   for row in self._select(query, [phrase], limit)]
         if len(words) > 1 and len(matches) < limit:
             seen = {m.id for m in matches}
-            more = self._select(query, words, phrase, limit - len(matches),
+            more = self._select(query, words, limit - len(matches),
                                 exclude=seen)
             matches += [self._match(row, 1) for row in more]
         if query.timeline:
@@ -112,7 +113,6 @@ class CaptionStore:
 
     @staticmethod
     def _pose(value):
-        import json
         if not value:
             return None
         return value if isinstance(value, dict) else json.loads(value)
@@ -129,7 +129,7 @@ class CaptionStore:
         """Extend row ``row`` by a repeat; return False if it is gone."""
         raise NotImplementedError
 
-    def _select(self, query, terms, phrase, limit, exclude=()):
+    def _select(self, query, terms, limit, exclude=()):
         """
         Return rows (:data:`MATCH_COLUMNS`) matching ``query``.
 
@@ -166,7 +166,6 @@ class CaptionStore:
 
 def row_values(record, received):
     """Return the values of :data:`INSERT_COLUMNS` for ``record``."""
-    import json
     return (record.stamp, record.clip_last or record.stamp, record.camera,
             record.robot, record.frame_id, record.caption, record.model,
             record.latency_s, record.clip_first, record.clip_last,
@@ -178,6 +177,45 @@ def insert_sql(placeholder):
     """Return the INSERT of a new row, with ``placeholder`` per value."""
     return (f'INSERT INTO captions ({", ".join(INSERT_COLUMNS)}) VALUES ('
             + ', '.join([placeholder] * len(INSERT_COLUMNS)) + ')')
+
+
+def window_filters(query, placeholder, span=None):
+    """
+    Return ``(conditions, args)`` of a query's time window, camera, robot.
+
+    ``span``: the longest ``last_stamp - stamp`` stored (None: unknown).
+    No row lasts longer, so it bounds ``stamp`` from below too, and the
+    stamp index reads the window only, not every row before it.
+    """
+    p = placeholder
+    where, args = [], []
+    if query.since is not None:
+        where.append(f'c.last_stamp >= {p}')
+        args.append(query.since)
+        if span is not None:
+            where.append(f'c.stamp >= {p}')
+            args.append(query.since - span - 1.0)
+    if query.until is not None:
+        where.append(f'c.stamp <= {p}')
+        args.append(query.until)
+    if query.camera:            # the topic, or a namespace above it
+        where.append(f'(c.camera = {p} OR substr(c.camera, 1, length({p}))'
+                     f' = {p})')
+        prefix = query.camera.rstrip('/') + '/'
+        args += [query.camera, prefix, prefix]
+    if query.robot:
+        where.append(f'c.robot = {p}')
+        args.append(query.robot)
+    return where, args
+
+
+def window_order(query):
+    """Return the ORDER BY of a query without words."""
+    if query.timeline:
+        return 'c.stamp, c.id'
+    if query.since is not None or query.until is not None:
+        return 'c.stamp DESC, c.id DESC'     # the stamp index, backwards
+    return 'c.id DESC'
 
 
 def _same_camera(stored, asked):
