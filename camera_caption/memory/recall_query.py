@@ -117,31 +117,32 @@ def query_from_fields(fields, now=None):
             + ', '.join(FIELDS))
     query = RecallQuery()
     for name in ('text', 'camera', 'robot'):
-        if fields.get(name) is not None:
-            if not isinstance(fields[name], str):
-                raise MemoryInputError(
-                    f"recall field '{name}' = {fields[name]!r} is not a "
-                    'string')
-            setattr(query, name, fields[name].strip())
+        value = _given(fields, name, str, 'a string')
+        if value is not None:
+            setattr(query, name, value.strip())
     for name in ('since', 'until'):
         if fields.get(name) not in (None, ''):
             setattr(query, name, parse_time(fields[name], name, now))
-    if fields.get('limit') is not None:
-        limit = fields['limit']
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise MemoryInputError(
-                f"recall field 'limit' = {limit!r} is not an integer")
-        query.limit = limit
+    limit = _given(fields, 'limit', int, 'an integer')
     for name in ('last', 'timeline', 'summarize'):
-        if fields.get(name) is not None:
-            if not isinstance(fields[name], bool):
-                raise MemoryInputError(
-                    f"recall field '{name}' = {fields[name]!r} is not true "
-                    'or false')
-            setattr(query, name, fields[name])
-    if query.summarize and fields.get('limit') is None:
+        value = _given(fields, name, bool, 'true or false')
+        if value is not None:
+            setattr(query, name, value)
+    if limit is not None:
+        query.limit = limit
+    elif query.summarize:
         query.limit = SUMMARY_LIMIT
     return checked(query)
+
+
+def _given(fields, name, kind, what):
+    """Return ``fields[name]`` if given, refused unless a ``kind``."""
+    value = fields.get(name)
+    if value is not None and (not isinstance(value, kind) or (
+            kind is not bool and isinstance(value, bool))):
+        raise MemoryInputError(
+            f"recall field '{name}' = {value!r} is not {what}")
+    return value
 
 
 def checked(query):

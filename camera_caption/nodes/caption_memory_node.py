@@ -82,7 +82,7 @@ class CaptionMemoryNode(Node):
         try:
             store = open_store(p['memory_path'], p['memory_url'])
         except MemoryStoreError as exc:
-            if not exc.corrupt or store_is_remote(p):
+            if not exc.corrupt:          # only a SQLite file can be
                 raise
             try:
                 aside = set_aside(exc.path)
@@ -280,11 +280,6 @@ class CaptionMemoryNode(Node):
             self.store.close()
             self.store = None
         return super().destroy_node()
-
-
-def store_is_remote(params):
-    """Whether the memory is a server (never set aside from here)."""
-    return bool(params['memory_url'])
 
 
 def main(args=None):
