@@ -131,7 +131,7 @@ def test_timeline_last_and_limit(store):
     assert captions(store.recall(RecallQuery(text='cat', timeline=True))) == [
         'cat a', 'cat b', 'cat c']
     assert captions(store.recall(RecallQuery(text='cat', last=True))) == [
-        'cat b']                                     # the newest row
+        'cat c']                              # seen last, though stored first
     assert captions(store.recall(RecallQuery(limit=2))) == ['dog', 'cat b']
     assert captions(store.recall(RecallQuery(text='cat x', limit=5))) == []
 
@@ -163,6 +163,13 @@ def test_retention_deletes_the_oldest_rows_and_their_thumbnails(store):
     assert store.enforce_retention(max_age_s=4.5, now=1009.0) == 2
     assert captions(store.recall(RecallQuery(timeline=True)))[0] == 'caption 5'
     assert store.add(rec(10.0, 'caption 9')) == (10, False)
+
+
+def test_age_retention_keeps_a_caption_still_being_seen(store):
+    for i in range(10):                       # one row, seen for 270 s
+        store.add(rec(i * 30.0, 'an empty hallway'), received=1000.0 + i * 30)
+    assert store.enforce_retention(max_age_s=100, now=1300.0) == 0
+    assert store.rows == 1
 
 
 def test_a_repeat_of_a_row_another_robot_deleted_is_a_new_row(store, pg_url):

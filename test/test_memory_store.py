@@ -6,8 +6,10 @@ import sqlite3
 import subprocess
 import sys
 
-from camera_caption.memory.recall_query import parse_request, RecallQuery
-from camera_caption.memory.records import (MemoryInputError,
+from camera_caption.memory.open_store import open_store
+from camera_caption.memory.recall_query import (DEFAULT_LIMIT, MAX_LIMIT,
+                                                parse_request, RecallQuery)
+from camera_caption.memory.records import (iso_time, MemoryInputError,
                                            MemoryStoreError,
                                            record_from_info)
 from camera_caption.memory.sqlite_store import set_aside, SQLiteStore
@@ -104,6 +106,9 @@ def test_time_camera_and_robot_filters_and_the_timeline(store):
     ('{"colour": "red"}', "'colour' is unknown"),
     ('{"since": "1h", "until": "2h"}', "'since' .* is after 'until'"),
     ('{"last": "yes"}', "'last' = 'yes' is not true or false"),
+    ('{"since": 1' + '0' * 400 + '}', "'since' = '.a huge number.' is not a"),
+    ('{"since": "' + '9' * 400 + 'd"}', "'since' = '999.* is not a time"),
+    ('{"text": "a \\ud800 box"}', r"'text' = 'a \\ud800 box' is not UTF-8"),
 ])
 def test_bad_requests_name_the_field_and_value(request_text, message):
     with pytest.raises(MemoryInputError, match=message):
@@ -117,6 +122,12 @@ def test_times_read_as_a_user_writes_them():
     assert parse_request(f'{{"since": {T0}}}', now).since == T0
     iso = parse_request('{"since": "2026-12-03T10:00:00+00:00"}', now)
     assert iso.since == 1796292000.0
+    assert parse_request('{"since": "9:05"}', now).since == parse_request(
+        '{"since": "09:05"}', now).since
+    # A timeline is every caption of its window, unless a limit is given.
+    assert parse_request('{"timeline": true}').limit == MAX_LIMIT
+    assert parse_request('{"timeline": true, "limit": 5}').limit == 5
+    assert parse_request('{"text": "box"}').limit == DEFAULT_LIMIT
 
 
 @pytest.mark.parametrize('info, message', [
@@ -125,7 +136,13 @@ def test_times_read_as_a_user_writes_them():
     ('{"caption": "x"}', "caption_info has no 'stamp'"),
     ('{"stamp": "noon", "caption": "x"}', "'stamp' = 'noon' is not a finite"),
     ('{"stamp": 1.0, "caption": 5}', "'caption' = 5 is not a string"),
-    ('{"stamp": -1.0, "caption": "x"}', "'stamp' = -1.0 is negative"),
+    ('{"stamp": -1.0, "caption": "x"}', "'stamp' = -1.0 is not seconds"),
+    ('{"stamp": 1.7e12, "caption": "x"}',         # milliseconds
+     r"'stamp' = 1700000000000.0 is not seconds since the epoch \(0 to"),
+    ('{"stamp": 1.0, "clip_last_stamp": 1e19, "caption": "x"}',
+     r"'clip_last_stamp' = 1e\+19 is not seconds"),
+    ('{"stamp": 1.0, "caption": "a \\ud800 box"}',
+     r"'caption' = 'a \\ud800 box' is not UTF-8 text"),
 ])
 def test_malformed_caption_info_names_the_field(info, message):
     with pytest.raises(MemoryInputError, match=message):
@@ -309,6 +326,42 @@ def test_last_is_the_newest_match_also_in_a_window(store):
         f'{{"text": "box", "since": {T0}, "until": {T0 + 1000}, '
         '"timeline": true, "last": true}'))
     assert [m.caption for m in last] == ['box 4']
+
+
+def test_last_is_when_it_was_last_seen_also_while_a_row_repeats(store):
+    for i in range(11):                       # /a sees it every 10 s
+        store.add(record('a red box on a table', i * 10, '/a'))
+    store.add(record('a red box on a table', 15, '/b'))    # /b once, early
+    for query in ('{"text": "red box", "last": true}', '{"last": true}',
+                  f'{{"text": "red box", "last": true, "since": {T0}}}',
+                  '{"text": "box", "last": true, "timeline": true}'):
+        (match,) = store.recall(parse_request(query))
+        assert (match.camera, match.last_stamp) == ('/a', T0 + 100), query
+
+
+def test_age_retention_keeps_a_caption_still_being_seen(store):
+    for i in range(10):                       # one row, seen for 270 s
+        store.add(record('an empty hallway', i * 30), received=1000.0 + i * 30)
+    assert store.enforce_retention(max_age_s=100, now=1300.0) == 0
+    assert store.rows == 1
+    assert store.enforce_retention(max_age_s=10, now=1300.0) == 1
+
+
+def test_stamps_beyond_what_a_clock_can_show_do_not_break_a_recall(store):
+    assert iso_time(1e15) == '1000000000000000.000'    # a row from before
+    store.add(record('a red box', 0))
+    store.db.execute('UPDATE captions SET last_stamp = 1e15')   # the bound
+    store.db.commit()
+    (match,) = store.recall(RecallQuery(text='red'))
+    assert match.as_dict()['last_time'] == '1000000000000000.000'
+
+
+def test_a_url_that_is_not_postgresql_is_refused_without_its_password():
+    with pytest.raises(MemoryStoreError) as error:
+        open_store(url='postgresql+psycopg://robot:hunter2@db/fleet')
+    assert 'hunter2' not in str(error.value)
+    assert "memory_url 'postgresql+psycopg://robot@db/fleet' is not a " \
+        'postgresql:// URL' == str(error.value)
 
 
 def test_a_repeat_of_a_row_deleted_meanwhile_is_written_anew(store):

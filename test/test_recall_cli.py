@@ -80,6 +80,7 @@ def test_export_writes_the_transcript_formats(memory, capsys, tmp_path,
     (['--since', 'yesterday'], 2, "'since' = 'yesterday' is not a time"),
     (['--camera', '/side'], 2, "'/side' is unknown"),
     (['--export', 'out.doc'], 2, 'the format is taken from the extension'),
+    (['\udcffbox'], 2, "'text' = '\\udcffbox' is not UTF-8 text"),  # \xff
 ])
 def test_exit_status_and_one_line_on_bad_input(memory, capsys, args, status,
                                                message):

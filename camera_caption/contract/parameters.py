@@ -297,8 +297,8 @@ CAPTION_MEMORY_PARAMETERS = (
     Param('memory_fixed_frame', '', "tf frame (e.g. 'map') in which the "
           "pose of each image's frame_id is stored, looked up at the image "
           'stamp where tf has it; empty = no pose.'),
-    Param('memory_max_age_s', 0.0, 'Delete captions stored longer ago than '
-          'this; 0 = keep them.', minimum=0.0),
+    Param('memory_max_age_s', 0.0, 'Delete captions stored (or last '
+          'repeated) longer ago than this; 0 = keep them.', minimum=0.0),
     Param('memory_max_rows', 0, 'Keep at most this many captions, the '
           'oldest go first; 0 = no limit.', minimum=0),
     Param('memory_max_mb', 1024.0, 'Keep the stored captions under this '

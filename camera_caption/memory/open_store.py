@@ -10,6 +10,7 @@ otherwise the SQLite file ``memory_path``, by default
 import os
 
 from camera_caption.memory.records import MemoryStoreError
+from camera_caption.memory.url_secrets import redact
 
 URL_SCHEMES = ('postgresql://', 'postgres://')
 
@@ -26,7 +27,8 @@ def open_store(path='', url='', read_only=False):
     if url:
         if not url.startswith(URL_SCHEMES):
             raise MemoryStoreError(
-                f"memory_url '{url[:80]}' is not a postgresql:// URL")
+                f"memory_url '{redact(url)[:80]}' is not a postgresql:// "
+                'URL')
         from camera_caption.memory.postgres_store import PostgresStore
         return PostgresStore(url, read_only=read_only)
     from camera_caption.memory.sqlite_store import SQLiteStore

@@ -236,8 +236,8 @@ class PostgresStore(CaptionStore):
     def _extend(self, row, record, received):
         count, _ = self._write([(
             'UPDATE captions SET last_stamp = greatest(last_stamp, %s), '
-            'repeats = repeats + 1 WHERE id = %s',
-            (record.clip_last or record.stamp, row))])
+            'repeats = repeats + 1, received = %s WHERE id = %s',
+            (record.clip_last or record.stamp, received, row))])
         return count > 0     # another robot's retention may have deleted it
 
     def attach_thumbnail(self, camera, stamp, jpeg, robot=''):

@@ -19,7 +19,7 @@ import math
 import re
 import time
 
-from camera_caption.memory.records import MemoryInputError
+from camera_caption.memory.records import MemoryInputError, text_or_refuse
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100000
@@ -59,7 +59,10 @@ def parse_time(value, name, now=None):
         raise MemoryInputError(f"recall field '{name}' = {value!r} is not a "
                                'time')
     if isinstance(value, (int, float)):
-        return _finite(float(value), value, name)
+        try:
+            return _finite(float(value), value, name)
+        except OverflowError:                      # a huge JSON integer
+            return _finite(math.inf, '(a huge number)', name)
     text = str(value).strip()
     try:
         return _finite(float(text), value, name)
@@ -67,11 +70,13 @@ def parse_time(value, name, now=None):
         pass
     match = _DURATION.match(text)
     if match:
-        return now - float(match.group(1)) * _UNITS[match.group(2).lower()]
+        return _finite(now - float(match.group(1))
+                       * _UNITS[match.group(2).lower()], value, name)
     try:
         if _CLOCK.match(text):
             day = datetime.datetime.fromtimestamp(now).date().isoformat()
-            text = f'{day}T{text}'
+            hour = '0' if text.index(':') == 1 else ''      # 9:05
+            text = f'{day}T{hour}{text}'
         # What Python 3.10's fromisoformat does not read: Z, 1-5 digits.
         text = re.sub(r'Z$', '+00:00', text)
         text = re.sub(r'\.(\d{1,6})(?=$|[+-])',
@@ -132,6 +137,8 @@ def query_from_fields(fields, now=None):
         query.limit = limit
     elif query.summarize:
         query.limit = SUMMARY_LIMIT
+    elif query.timeline:            # every caption of the window
+        query.limit = MAX_LIMIT
     return checked(query)
 
 
@@ -147,6 +154,8 @@ def _given(fields, name, kind, what):
 
 def checked(query):
     """Return ``query`` once its values are in range, or raise."""
+    for name in ('text', 'camera', 'robot'):
+        text_or_refuse(getattr(query, name), f"recall field '{name}'")
     if any(ord(c) < 32 or ord(c) == 127 for c in query.text):
         raise MemoryInputError(
             f"recall field 'text' = {query.text[:40]!r} holds a control "

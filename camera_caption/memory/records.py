@@ -20,6 +20,9 @@ __all__ = ['CaptionRecord', 'Match', 'MemoryInputError', 'MemoryStoreError',
 # max_caption_chars; this guards the database against anyone else).
 MAX_CAPTION_CHARS = 8192
 MAX_NAME_CHARS = 512
+# Image stamps are seconds since the epoch (or since a simulation began);
+# 1e10 s is the year 2286, so a larger one was given in ms or ns.
+MAX_STAMP = 1e10
 
 
 @dataclass
@@ -69,8 +72,11 @@ class Match:
 
 def iso_time(stamp):
     """Return ``stamp`` (seconds since the epoch) as local ISO 8601 time."""
-    return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(
-        timespec='milliseconds')
+    try:
+        return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(
+            timespec='milliseconds')
+    except (ValueError, OverflowError, OSError):   # a row stored before
+        return f'{stamp:.3f}'                      # stamps were bounded
 
 
 def _field(info, name, kind, required=False, default=None):
@@ -86,10 +92,25 @@ def _field(info, name, kind, required=False, default=None):
             raise MemoryInputError(
                 f"caption_info field '{name}' = {_short(value)} is not a "
                 'finite number')
+        if name.endswith('stamp') and not 0 <= value < MAX_STAMP:
+            raise MemoryInputError(
+                f"caption_info field '{name}' = {_short(value)} is not "
+                f'seconds since the epoch (0 to {MAX_STAMP:g})')
         return float(value)
     if not isinstance(value, str):
         raise MemoryInputError(
             f"caption_info field '{name}' = {_short(value)} is not a string")
+    return text_or_refuse(value, f"caption_info field '{name}'")
+
+
+def text_or_refuse(value, what):
+    """Return ``value`` if it can be stored as UTF-8 (no lone surrogate)."""
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise MemoryInputError(
+            f'{what} = {ascii(value)[:60]} is not UTF-8 text (a lone '
+            'surrogate)') from None
     return value
 
 
@@ -117,9 +138,6 @@ def record_from_info(text, topic=''):
         raise MemoryInputError(
             f'caption_info is not a JSON object: {_short(info)}')
     stamp = _field(info, 'stamp', float, required=True)
-    if stamp < 0:
-        raise MemoryInputError(
-            f"caption_info field 'stamp' = {stamp!r} is negative")
     caption = _field(info, 'caption', str, required=True)
     camera = _field(info, 'image_topic', str) or camera_of_info_topic(topic)
     if not camera:

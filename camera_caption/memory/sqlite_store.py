@@ -151,7 +151,7 @@ class SQLiteStore(CaptionStore):
         try:
             cursor = self.db.execute(sql, args)
             return cursor.fetchone() if one else cursor.fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise MemoryStoreError(
                 f"memory_path '{self.path}': {exc}") from None
 
@@ -173,7 +173,9 @@ class SQLiteStore(CaptionStore):
                 cursor = self.db.execute(sql, args)
             self.db.execute('COMMIT')
             return cursor
-        except sqlite3.Error as exc:
+        # ValueError: text SQLite cannot take (UnicodeEncodeError), which
+        # must not leave the transaction open either.
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
             if self.db.in_transaction:
                 self.db.execute('ROLLBACK')
             raise MemoryStoreError(
@@ -199,8 +201,8 @@ class SQLiteStore(CaptionStore):
     def _extend(self, row, record, received):
         return self._write([(
             'UPDATE captions SET last_stamp = max(last_stamp, ?), '
-            'repeats = repeats + 1 WHERE id = ?',
-            (record.clip_last or record.stamp, row))]).rowcount > 0
+            'repeats = repeats + 1, received = ? WHERE id = ?',
+            (record.clip_last or record.stamp, received, row))]).rowcount > 0
 
     def attach_thumbnail(self, camera, stamp, jpeg, robot=''):
         """Keep ``jpeg`` with the row of ``camera`` that began at ``stamp``."""
@@ -271,7 +273,7 @@ class SQLiteStore(CaptionStore):
             where.insert(0, 'captions_fts MATCH ?')
             args.insert(0, ' '.join('"' + t.replace('"', '""') + '"'
                                     for t in fts))
-            if not query.timeline:
+            if not query.timeline and not query.last:
                 order = 'f.rowid DESC'
         else:
             source = 'captions c'

@@ -210,7 +210,9 @@ def window_filters(query, placeholder, span=None):
 
 
 def window_order(query):
-    """Return the ORDER BY of a query without words."""
+    """Return the ORDER BY of a query (SQLite's word search has its own)."""
+    if query.last:          # a row that repeats keeps its id and first stamp
+        return 'c.last_stamp DESC, c.id DESC'
     if query.timeline:
         return 'c.stamp, c.id'
     if query.since is not None or query.until is not None:
