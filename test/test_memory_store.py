@@ -1,5 +1,6 @@
 """The caption memory on a real SQLite file: store, find, keep, survive."""
 
+import datetime
 import os
 import signal
 import sqlite3
@@ -124,6 +125,12 @@ def test_times_read_as_a_user_writes_them():
     assert iso.since == 1796292000.0
     assert parse_request('{"since": "9:05"}', now).since == parse_request(
         '{"since": "09:05"}', now).since
+    # A clock time is the last time the clock showed it.
+    night = datetime.datetime(2026, 12, 3, 0, 30).timestamp()   # local
+    window = parse_request('{"since": "23:00", "until": "0:10"}', night)
+    assert (window.since, window.until) == (
+        datetime.datetime(2026, 12, 2, 23, 0).timestamp(),
+        datetime.datetime(2026, 12, 3, 0, 10).timestamp())
     # A timeline is every caption of its window, unless a limit is given.
     assert parse_request('{"timeline": true}').limit == MAX_LIMIT
     assert parse_request('{"timeline": true, "limit": 5}').limit == 5

@@ -37,7 +37,8 @@ def parser():
     p.add_argument('text', nargs='*', help='words that must all occur in '
                    'the caption (any case); the whole text ranks first')
     p.add_argument('--since', metavar='T', help="from time T: '10m' (ago), "
-                   "'2h', '14:05' (today), an ISO date-time or epoch seconds")
+                   "'2h', '14:05' (the last 14:05), an ISO date-time or "
+                   'epoch seconds')
     p.add_argument('--until', metavar='T', help='up to time T (as --since)')
     p.add_argument('--between', nargs=2, metavar=('T1', 'T2'),
                    help='every caption from T1 to T2, in time order')

@@ -6,7 +6,8 @@ No ROS import.  A request is free text (``red square``) or JSON with
 (only the newest match), ``timeline`` (in time order, oldest first) and
 ``summarize`` (also one paragraph of what happened, from the matches).
 Times are seconds since the epoch, a duration back from now (``10m``,
-``2h``, ``90s``, ``1d``), a clock time today (``14:05``, ``14:05:30``) or an
+``2h``, ``90s``, ``1d``), a clock time, the last time the clock showed it
+(``14:05``, ``14:05:30``: today, or yesterday if it is still to come) or an
 ISO 8601 date and time (``2026-12-03T14:05``).  A bad request raises
 :class:`~camera_caption.memory.records.MemoryInputError` naming the field
 and its value.
@@ -73,14 +74,17 @@ def parse_time(value, name, now=None):
         return _finite(now - float(match.group(1))
                        * _UNITS[match.group(2).lower()], value, name)
     try:
-        if _CLOCK.match(text):
-            day = datetime.datetime.fromtimestamp(now).date().isoformat()
-            hour = '0' if text.index(':') == 1 else ''      # 9:05
-            text = f'{day}T{hour}{text}'
         # What Python 3.10's fromisoformat does not read: Z, 1-5 digits.
         text = re.sub(r'Z$', '+00:00', text)
         text = re.sub(r'\.(\d{1,6})(?=$|[+-])',
                       lambda m: '.' + m.group(1).ljust(6, '0'), text)
+        if _CLOCK.match(text):
+            text = ('0' if text.index(':') == 1 else '') + text     # 9:05
+            day = datetime.datetime.fromtimestamp(now).date()
+            if datetime.datetime.fromisoformat(f'{day}T{text}').timestamp() \
+                    > now:                  # at 00:30, 23:00 is last night
+                day -= datetime.timedelta(days=1)
+            text = f'{day.isoformat()}T{text}'
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise MemoryInputError(
