@@ -100,6 +100,20 @@ def test_the_japanese_prompt_and_the_system_prompt_reach_the_model(
     assert inputs['pixel_values'].shape[0] == 2
 
 
+def test_a_template_kept_only_by_the_tokenizer_is_used(chat_backend):
+    engine = chat_backend.model
+    clip = frames(2, seed=4)
+    expected = chat_backend.caption([clip], PROMPT, MAX_NEW, SYSTEM)
+    processor = engine.processor
+    own = processor.chat_template               # as older checkpoints keep it
+    processor.tokenizer.chat_template, processor.chat_template = own, None
+    try:
+        assert chat_backend.caption([clip], PROMPT, MAX_NEW, SYSTEM) == \
+            expected
+    finally:
+        processor.chat_template = own
+
+
 def test_a_model_without_chat_template_fails_at_start(tmp_path):
     path = build_tiny_chat_vlm(str(tmp_path / 'no_template'),
                                chat_template=False)

@@ -100,9 +100,9 @@ def reference(engine, clip, video):
     text = processor.apply_chat_template(
         messages(clip, PROMPT, SYSTEM, video and len(clip) > 1),
         add_generation_prompt=True, tokenize=False)
-    if video and len(clip) > 1:
+    if video and len(clip) > 1:                 # every frame of the clip
         inputs = processor(text=[text], videos=[np.stack(clip)],
-                           return_tensors='pt')
+                           return_tensors='pt', do_sample_frames=False)
     else:
         inputs = processor(text=[text], images=[PIL.Image.fromarray(f)
                                                 for f in clip],
@@ -177,3 +177,30 @@ def test_florence2_task_answers_of_a_batch_carry_no_padding(tmp_path):
     assert engine.processor.post_process_generation(
         raw, task='<CAPTION>', image_size=(64, 48))['<CAPTION>'] != \
         'front hallway'           # what it was before the fix
+
+
+def test_a_clip_reaches_a_frame_sampling_video_processor_whole(tmp_path):
+    if not HAS_TORCHVISION:
+        pytest.skip('Qwen3-VL needs torchvision: in transformers 5 its '
+                    'processors do (scripts/setup_venv.sh installs it)')
+    from camera_caption.engine.chat_vlm import chat_inputs
+    from camera_caption.engine.model_loading import load_caption_model
+    engine = load_caption_model(tiny_families.build_qwen3_vl(
+        str(tmp_path / 'qwen3_vl')), device='cpu', dtype='float32',
+        max_new_tokens=MAX_NEW)
+    video_processor = engine.processor.video_processor
+    assert engine.video and video_processor.do_sample_frames  # it samples
+    inputs = chat_inputs(engine.processor, [frames(8, seed=5)], PROMPT,
+                         SYSTEM, True)
+    steps = int(inputs['video_grid_thw'][0][0])   # frames / temporal patch
+    assert steps * video_processor.temporal_patch_size == 8
+
+
+def test_a_florence2_task_with_text_input_is_parsed_as_that_task(tmp_path):
+    from camera_caption.engine.model_loading import load_caption_model
+    engine = load_caption_model(tiny_families.build_florence2(
+        str(tmp_path / 'florence2')), device='cpu', dtype='float32',
+        max_new_tokens=MAX_NEW)
+    (answer,) = engine.caption(frames(1, seed=6),
+                               '<CAPTION_TO_PHRASE_GROUNDING>a red box')
+    assert set(json.loads(answer)) == {'bboxes', 'labels'}, answer

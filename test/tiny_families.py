@@ -356,8 +356,11 @@ def build_florence2(out_dir, seed=0):
             size=size, crop_size=size, do_center_crop=False,
             image_seq_length=(side // 4) ** 2 + 1),   # DaViT: 8 x 8, + 1
         tokenizer=tokenizer,
-        post_processor_config={'pure_text': {}, 'bboxes': {},
-                               'description_with_bboxes': {}})
+        post_processor_config={         # every parse task, as the real one
+            kind: {} for kind in (
+                'ocr', 'phrase_grounding', 'pure_text',
+                'description_with_bboxes', 'description_with_polygons',
+                'polygons', 'bboxes', 'description_with_bboxes_or_polygons')})
     model = _spread(tf.Florence2ForConditionalGeneration(config).eval())
     return _save(model, processor, out_dir)
 

@@ -139,11 +139,15 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
     import numpy as np
     from PIL import Image
     texts, images, videos = [], [], []
+    # A template kept only with the tokenizer (older checkpoints) is one the
+    # processor's apply_chat_template does not look for: hand it over.
+    own = {} if getattr(processor, 'chat_template', None) else {
+        'chat_template': chat_template(processor)}
     for frames in batch:
         use_video = video and len(frames) > 1
         texts.append(processor.apply_chat_template(
             messages(frames, prompt, system_prompt, use_video),
-            add_generation_prompt=True, tokenize=False))
+            add_generation_prompt=True, tokenize=False, **own))
         if use_video:
             videos.append(np.stack(frames))
         else:           # one list per camera: SmolVLM splits no flat list
@@ -153,6 +157,11 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
         kwargs['images'] = images
     if videos:
         kwargs['videos'] = videos
+        # Every frame of the clip: a video processor that samples frames by
+        # default (Qwen3-VL) would keep some of them, timed as if 24 fps.
+        if getattr(getattr(processor, 'video_processor', None),
+                   'do_sample_frames', None) is not None:
+            kwargs['do_sample_frames'] = False
     return processor(**kwargs)
 
 

@@ -11,6 +11,7 @@ as its JSON.  ``system_prompt`` does not apply (no chat).
 """
 
 import json
+import re
 
 from camera_caption.engine.caption_model import CaptionModel, is_clip
 from camera_caption.utilities.gpu_memory import releasing_memory_on_oom
@@ -48,9 +49,13 @@ class TaskPromptCaptioner(CaptionModel):
         plain = self.processor.batch_decode(out, skip_special_tokens=True)
         kinds = getattr(self.processor, 'tasks_answer_post_processing_type',
                         {})
-        if task not in kinds:           # a free text prompt: the text
+        # A task token, maybe followed by its text input
+        # ('<CAPTION_TO_PHRASE_GROUNDING>a person'): parsed as that task.
+        head = re.match(r'(<[A-Z_]+>)', task)
+        key = head.group(1) if head else task
+        if key not in kinds:            # a free text prompt: the text
             return [text.strip() for text in plain]
-        return [self.answer(text, task, image.size)
+        return [self.answer(text, key, image.size)
                 for text, image in zip(raw, images)]
 
     def answer(self, text, task, size):
