@@ -204,3 +204,36 @@ def test_a_florence2_task_with_text_input_is_parsed_as_that_task(tmp_path):
     (answer,) = engine.caption(frames(1, seed=6),
                                '<CAPTION_TO_PHRASE_GROUNDING>a red box')
     assert set(json.loads(answer)) == {'bboxes', 'labels'}, answer
+
+
+def test_a_chat_checkpoint_that_samples_still_captions_greedily(tmp_path):
+    # Qwen Instruct checkpoints ship a generation config that samples: an
+    # unchanged scene must still give one caption (memory and events match
+    # captions), the greedy one, as backend openai's temperature 0 does.
+    from camera_caption.engine.model_loading import load_caption_model
+    from tiny_chat_vlm import build_tiny_chat_vlm
+    path = build_tiny_chat_vlm(str(tmp_path / 'chat'))
+    config = json.loads((tmp_path / 'chat' / 'generation_config.json')
+                        .read_text())
+    config.update(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+    (tmp_path / 'chat' / 'generation_config.json').write_text(
+        json.dumps(config))
+    engine = load_caption_model(path, device='cpu', dtype='float32',
+                                max_new_tokens=MAX_NEW)
+    assert engine.model.generation_config.do_sample      # it would sample
+    still = frames(1, seed=7)
+    captions = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        captions += engine.caption(still, PROMPT, system_prompt=SYSTEM)
+    text = engine.processor.apply_chat_template(
+        messages(still, PROMPT, SYSTEM, False), add_generation_prompt=True,
+        tokenize=False)
+    inputs = engine.processor(text=[text], images=[PIL.Image.fromarray(
+        still[0])], return_tensors='pt')
+    with torch.inference_mode():
+        out = engine.model.generate(**inputs, max_new_tokens=MAX_NEW,
+                                    do_sample=False, num_beams=1)
+    greedy = engine.processor.batch_decode(
+        out[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)
+    assert captions == [greedy[0].strip()] * 4, captions

@@ -7,8 +7,10 @@ has a chat template (Qwen2-VL / Qwen2.5-VL, SmolVLM, LLaVA, LLaVA-OneVision,
 Idefics2/3, ...).  The user message holds the image, or a clip's frames
 (as a video where the model takes video, else as several images), then the
 ``prompt``; ``system_prompt``, when set, comes first as the system message.
-Only the new text is returned, and the model's own generation config
-applies except for ``max_new_tokens``.
+Only the new text is returned.  Decoding is greedy, as in every family
+(an unchanged scene gives the same caption, which the caption memory and
+the events rely on); the rest of the model's generation config applies
+(e.g. its repetition penalty), except ``max_new_tokens``.
 
 :func:`cannot_caption` says, in one line, why a checkpoint cannot caption
 (no vision input, no chat template and no plain-prompt path, a heron
@@ -189,8 +191,10 @@ class ChatVlmCaptioner(CaptionModel):
             if key in inputs and inputs[key].is_floating_point():
                 inputs[key] = inputs[key].to(self.dtype)
         with torch.inference_mode(), releasing_memory_on_oom(self.device):
-            # The model's generation config, but for max_new_tokens.
-            out = self.model.generate(**inputs, max_new_tokens=max_new)
+            # Greedy whatever the checkpoint's generation config says (Qwen
+            # Instruct configs sample): the rest of that config applies.
+            out = self.model.generate(**inputs, max_new_tokens=max_new,
+                                      do_sample=False, num_beams=1)
         new = out[:, inputs['input_ids'].shape[1]:]
         return [text.strip() for text in self.processor.batch_decode(
             new, skip_special_tokens=True)]
