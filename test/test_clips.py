@@ -14,7 +14,7 @@ from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
 from camera_caption.engine.model_loading import load_caption_model
 from camera_caption.frames.latest_frame import Frame
 from camera_caption.pipeline.caption_worker import CaptionWorker
-from camera_caption.pipeline.clip_ring import ClipRing
+from camera_caption.pipeline.clip_ring import ClipRing, timed_clip
 from camera_caption.pipeline.settings import CaptionSettings
 from camera_caption.tools.tiny_blip2 import build_tiny_blip2, TINY_IMAGE_SIZE
 import numpy as np
@@ -173,6 +173,14 @@ def test_ring_samples_n_frames_evenly_over_the_window_newest_last():
     assert spans.min() > gap / 2 and spans.max() < gap * 1.5
 
 
+def test_a_clip_goes_with_its_span_and_a_repeated_frame_with_the_window():
+    settings = CaptionSettings(clip_frames=3, clip_seconds=2.0)
+    clip = timed_clip([(10.0, 'a'), (10.4, 'b'), (11.5, 'c')], settings)
+    assert (clip, clip.seconds) == (['a', 'b', 'c'], 1.5)
+    clip = timed_clip([(10.0, 'a')] * 3, settings)      # captioning starts
+    assert (clip, clip.seconds) == (['a'] * 3, 2.0)
+
+
 def test_ring_until_and_a_short_ring_repeat_frames():
     ring = ClipRing(4, 3.0)
     for stamp in (10.0, 10.5, 11.0):
@@ -211,6 +219,7 @@ def test_worker_captions_clips_of_prepared_frames_with_their_stamps():
         worker.stop()
     (clip,) = calls[0]
     assert clip == [('prepared', 20), ('prepared', 22), ('prepared', 24)]
+    assert clip.seconds == 1.0             # its span, for video models
     result = results[0]
     assert (result.clip_first, result.clip_last, result.clip_frames) == (
         55.0, 56.0, 3)

@@ -237,3 +237,41 @@ def test_a_chat_checkpoint_that_samples_still_captions_greedily(tmp_path):
     greedy = engine.processor.batch_decode(
         out[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)
     assert captions == [greedy[0].strip()] * 4, captions
+
+
+@pytest.mark.parametrize('family', ['qwen2_5_vl', 'qwen3_vl'])
+def test_a_clip_goes_to_qwen_vl_with_its_real_frame_rate(family, tmp_path):
+    # A 2 s clip of 4 frames is 1.5 fps; told nothing, these models take
+    # a video as 24 fps (the clip read as 0.125 s).
+    if not HAS_TORCHVISION:
+        pytest.skip(f'{family} needs torchvision: in transformers 5 its '
+                    'processors do (scripts/setup_venv.sh installs it)')
+    from camera_caption.engine.caption_model import Clip
+    from camera_caption.engine.chat_vlm import chat_inputs
+    from camera_caption.engine.model_loading import load_caption_model
+    engine = load_caption_model(tiny_families.FAMILIES[family](
+        str(tmp_path / family)), device='cpu', dtype='float32',
+        max_new_tokens=MAX_NEW)
+    clip = Clip(frames(4, seed=8), seconds=2.0)
+    inputs = chat_inputs(engine.processor, [clip], PROMPT, SYSTEM, True)
+    step = engine.processor.video_processor.temporal_patch_size
+    if family == 'qwen2_5_vl':      # seconds per temporal patch of frames
+        assert inputs['second_per_grid_ts'] == pytest.approx([step / 1.5])
+    else:                           # each patch's time, in the prompt
+        text = engine.processor.batch_decode(inputs['input_ids'])[0]
+        assert '<0.3 seconds>' in text and '<1.7 seconds>' in text, text
+    text = engine.processor.apply_chat_template(
+        messages(clip, PROMPT, SYSTEM, True), add_generation_prompt=True,
+        tokenize=False)
+    timed = engine.processor(
+        text=[text], videos=[np.stack(clip)], return_tensors='pt',
+        do_sample_frames=False, video_metadata=[{
+            'total_num_frames': 4, 'fps': 1.5, 'frames_indices': [0, 1, 2,
+                                                                  3]}])
+    with torch.inference_mode():
+        out = engine.model.generate(**timed, max_new_tokens=MAX_NEW,
+                                    do_sample=False, num_beams=1)
+    expected = engine.processor.batch_decode(
+        out[:, timed['input_ids'].shape[1]:], skip_special_tokens=True)
+    assert engine.caption([clip], PROMPT, system_prompt=SYSTEM) == [
+        expected[0].strip()]

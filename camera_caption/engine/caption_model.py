@@ -5,7 +5,8 @@ No ROS import.  A :class:`CaptionModel` holds a model and its processor
 loaded with ``from_pretrained`` (see
 :mod:`~camera_caption.engine.model_loading`).  Frames are ``H x W x 3``
 uint8 RGB arrays; an entry of a batch may also be a clip (a list of frames,
-or of :meth:`CaptionModel.prepare` results).  Each family is one subclass:
+or of :meth:`CaptionModel.prepare` results; a :class:`Clip` also carries
+its span, which the models that are told a video's timing get).  Each family is one subclass:
 
 * :class:`~camera_caption.engine.blip2_captioner.Blip2Captioner`: BLIP-2
   (OPT or T5) and other plain-prompt image-to-text models, ``generate()``;
@@ -55,8 +56,8 @@ class CaptionModel:
         """
         if not frames:
             return []
-        frames = [[_contiguous(f) for f in item] if is_clip(item)
-                  else _contiguous(item) for item in frames]
+        frames = [Clip([_contiguous(f) for f in item], clip_seconds(item))
+                  if is_clip(item) else _contiguous(item) for item in frames]
         return self._caption(frames, prompt or '',
                              int(max_new_tokens or self.max_new_tokens),
                              system_prompt or '')
@@ -121,6 +122,20 @@ def _contiguous(frame):
 def is_clip(item):
     """Whether a caption() entry is a clip (a list of frames), not a frame."""
     return isinstance(item, (list, tuple))
+
+
+class Clip(list):
+    """A clip's frames, oldest first, and the seconds from first to last."""
+
+    def __init__(self, frames=(), seconds=None):
+        super().__init__(frames)
+        self.seconds = seconds      # None: not known
+
+
+def clip_seconds(item):
+    """Return a clip's span in seconds, or None where it is not known."""
+    seconds = getattr(item, 'seconds', None)
+    return float(seconds) if seconds and seconds > 0 else None
 
 
 def check_frames(n, height=240, width=320):

@@ -5,8 +5,9 @@ No ROS import.  A model that is not of the BLIP-2 family is captioned as a
 chat model: any ``AutoModelForImageTextToText`` checkpoint whose processor
 has a chat template (Qwen2-VL / Qwen2.5-VL, SmolVLM, LLaVA, LLaVA-OneVision,
 Idefics2/3, ...).  The user message holds the image, or a clip's frames
-(as a video where the model takes video, else as several images), then the
-``prompt``; ``system_prompt``, when set, comes first as the system message.
+(as a video where the model takes video, with its real frame rate where
+the processor takes one, else as several images), then the ``prompt``;
+``system_prompt``, when set, comes first as the system message.
 Only the new text is returned.  Decoding is greedy, as in every family
 (an unchanged scene gives the same caption, which the caption memory and
 the events rely on); the rest of the model's generation config applies
@@ -21,7 +22,8 @@ import json
 import os
 import re
 
-from camera_caption.engine.caption_model import CaptionModel, is_clip
+from camera_caption.engine.caption_model import (CaptionModel, clip_seconds,
+                                                 is_clip)
 from camera_caption.engine.task_prompt import TASK_PROMPT_TYPES
 from camera_caption.utilities.gpu_memory import releasing_memory_on_oom
 
@@ -140,7 +142,7 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
     """
     import numpy as np
     from PIL import Image
-    texts, images, videos = [], [], []
+    texts, images, videos, spans = [], [], [], []
     # A template kept only with the tokenizer (older checkpoints) is one the
     # processor's apply_chat_template does not look for: hand it over.
     own = {} if getattr(processor, 'chat_template', None) else {
@@ -152,6 +154,7 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
             add_generation_prompt=True, tokenize=False, **own))
         if use_video:
             videos.append(np.stack(frames))
+            spans.append(clip_seconds(frames))
         else:           # one list per camera: SmolVLM splits no flat list
             images.append([Image.fromarray(np.asarray(f)) for f in frames])
     kwargs = {'text': texts, 'return_tensors': 'pt', 'padding': True}
@@ -164,7 +167,29 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
         if getattr(getattr(processor, 'video_processor', None),
                    'do_sample_frames', None) is not None:
             kwargs['do_sample_frames'] = False
+        kwargs.update(video_timing(processor, videos, spans))
     return processor(**kwargs)
+
+
+def video_timing(processor, videos, spans):
+    """
+    Return the processor's ``video_metadata`` for clips of known span ({}).
+
+    Qwen2.5-VL's time positions and Qwen3-VL's frame timestamps come from
+    a video's frame rate; without it they assume 24 fps (a 2 s clip of 4
+    frames read as 0.1 s).  The frames are evenly spread over the span.
+    Only where the video processor takes ``video_metadata`` (transformers
+    5) and every span is known.
+    """
+    kinds = getattr(getattr(processor, 'video_processor', None),
+                    'valid_kwargs', None)
+    if 'video_metadata' not in getattr(kinds, '__annotations__', {}) or \
+            None in spans:
+        return {}
+    return {'video_metadata': [
+        {'total_num_frames': len(video), 'fps': (len(video) - 1) / span,
+         'frames_indices': list(range(len(video)))}
+        for video, span in zip(videos, spans)]}
 
 
 class ChatVlmCaptioner(CaptionModel):
@@ -182,7 +207,7 @@ class ChatVlmCaptioner(CaptionModel):
 
     def _caption(self, frames, prompt, max_new, system_prompt):
         import torch
-        batch = [list(item) if is_clip(item) else [item] for item in frames]
+        batch = [item if is_clip(item) else [item] for item in frames]
         inputs = chat_inputs(self.processor, batch, prompt, system_prompt,
                              self.video)
         inputs = {k: v.to(self.device) if hasattr(v, 'to') else v

@@ -22,7 +22,8 @@ import time
 from camera_caption.frames.latest_frame import LatestFrames
 from camera_caption.pipeline.caption_gates import (CaptionDeduper,
                                                    SceneChangeGate)
-from camera_caption.pipeline.clip_ring import ClipRing, distinct_count
+from camera_caption.pipeline.clip_ring import (ClipRing, distinct_count,
+                                               timed_clip)
 from camera_caption.pipeline.question_queue import question_prompt
 from camera_caption.utilities.throttles import Throttle
 
@@ -271,7 +272,7 @@ class CaptionWorker:
         try:
             if settings.clip_frames > 1:
                 clips = [self.clip_of(frame, settings) for frame in batch]
-                inputs = [[item for _, item in clip] for clip in clips]
+                inputs = [timed_clip(clip, settings) for clip in clips]
             else:
                 inputs = [frame.image for frame in batch]
             texts = self._caption_fn(inputs, settings.prompt,

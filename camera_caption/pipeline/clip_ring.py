@@ -13,10 +13,13 @@ ring with about 4 N items, never more, whatever ``clip_seconds``.
 over ``[newest - clip_seconds, newest]``, the nearest stored item to each;
 the newest item is always the last.  Until the ring spans the window, the
 nearest item may serve several targets (the clip repeats a frame).
+:func:`timed_clip` hands a sampled clip to the backend with its span.
 """
 
 import bisect
 import threading
+
+from camera_caption.engine.caption_model import Clip
 
 # Items kept beyond the window, as a margin for the nearest-item search.
 _SLACK = 1.5
@@ -113,3 +116,15 @@ class ClipRing:
 def distinct_count(clip):
     """Return how many different frames a sampled clip holds."""
     return len({id(item) for _, item in clip})
+
+
+def timed_clip(clip, settings):
+    """
+    Return a sampled clip's items as a :class:`Clip` with its span.
+
+    The span is from its first stamp to its last; ``clip_seconds`` where
+    they are one (a clip of one frame repeated, as captioning starts).
+    """
+    span = clip[-1][0] - clip[0][0] if clip else 0.0
+    return Clip([item for _, item in clip],
+                span if span > 0 else settings.clip_seconds)
