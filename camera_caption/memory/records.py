@@ -79,8 +79,12 @@ def iso_time(stamp):
         return f'{stamp:.3f}'                      # stamps were bounded
 
 
-def _field(info, name, kind, required=False, default=None):
-    """Return ``info[name]`` as ``kind``, or raise naming the field."""
+def _field(info, name, kind, required=False, default=None, stamp=False):
+    """
+    Return ``info[name]`` as ``kind``, or raise naming the field.
+
+    ``stamp``: a float that must be seconds since the epoch.
+    """
     if name not in info or info[name] is None:
         if required:
             raise MemoryInputError(f"caption_info has no '{name}'")
@@ -92,7 +96,7 @@ def _field(info, name, kind, required=False, default=None):
             raise MemoryInputError(
                 f"caption_info field '{name}' = {_short(value)} is not a "
                 'finite number')
-        if name.endswith('stamp') and not 0 <= value < MAX_STAMP:
+        if stamp and not 0 <= value < MAX_STAMP:
             raise MemoryInputError(
                 f"caption_info field '{name}' = {_short(value)} is not "
                 f'seconds since the epoch (0 to {MAX_STAMP:g})')
@@ -137,13 +141,13 @@ def record_from_info(text, topic=''):
     if not isinstance(info, dict):
         raise MemoryInputError(
             f'caption_info is not a JSON object: {_short(info)}')
-    stamp = _field(info, 'stamp', float, required=True)
+    stamp = _field(info, 'stamp', float, required=True, stamp=True)
     caption = _field(info, 'caption', str, required=True)
     camera = _field(info, 'image_topic', str) or camera_of_info_topic(topic)
     if not camera:
         raise MemoryInputError("caption_info has no 'image_topic'")
-    clip_first = _field(info, 'clip_first_stamp', float)
-    clip_last = _field(info, 'clip_last_stamp', float)
+    clip_first = _field(info, 'clip_first_stamp', float, stamp=True)
+    clip_last = _field(info, 'clip_last_stamp', float, stamp=True)
     latency = _field(info, 'latency_s', float)
     model = _field(info, 'model', str) or _field(info, 'family', str) or ''
     return CaptionRecord(
