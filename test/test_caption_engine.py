@@ -6,7 +6,8 @@ import shutil
 from camera_caption.contract.errors import ModelLoadError
 from camera_caption.engine.caption_model import strip_prompt_text
 from camera_caption.engine.fast_blip2_captioner import FastBlip2Captioner
-from camera_caption.engine.model_loading import (dtype_choice, dtype_kwarg,
+from camera_caption.engine.model_loading import (checkpoint_dtype,
+                                                 dtype_choice, dtype_kwarg,
                                                  load_caption_model,
                                                  resolve_device,
                                                  resolve_dtype)
@@ -139,6 +140,31 @@ def test_dtype_choices():
     assert resolve_dtype('bf16', 'cpu') == torch.bfloat16
     with pytest.raises(ModelLoadError, match="dtype 'int3'"):
         resolve_dtype('int3', 'cpu')
+    # On CUDA, a checkpoint saved in bfloat16 (most chat models; float16
+    # overflows in some) stays bfloat16 where the GPU computes it.
+    assert dtype_choice('auto', 'cuda', checkpoint='bfloat16',
+                        cuda_bf16=True) == (
+        torch.bfloat16, "dtype auto: bfloat16 on CUDA, the checkpoint's own")
+    for checkpoint, bf16 in (('bfloat16', False), ('float32', True), ('', 1)):
+        assert dtype_choice('auto', 'cuda', checkpoint=checkpoint,
+                            cuda_bf16=bf16)[0] == torch.float16
+    assert dtype_choice('float32', 'cuda', checkpoint='bfloat16',
+                        cuda_bf16=True)[0] == torch.float32
+
+
+@pytest.mark.parametrize('key', ['dtype', 'torch_dtype'])
+def test_the_checkpoint_dtype_is_read_from_its_config(key, tmp_path):
+    import json
+    from transformers import AutoConfig
+    from tiny_chat_vlm import build_tiny_chat_vlm
+    path = build_tiny_chat_vlm(str(tmp_path / 'chat'))
+    assert checkpoint_dtype(AutoConfig.from_pretrained(path)) == 'float32'
+    config = json.loads((tmp_path / 'chat' / 'config.json').read_text())
+    config.pop('dtype', None)
+    config.pop('torch_dtype', None)
+    config[key] = 'bfloat16'        # older checkpoints say torch_dtype
+    (tmp_path / 'chat' / 'config.json').write_text(json.dumps(config))
+    assert checkpoint_dtype(AutoConfig.from_pretrained(path)) == 'bfloat16'
 
 
 def test_cuda_device_without_cuda_is_refused():

@@ -163,9 +163,11 @@ CAPTIONER_PARAMETERS = (
           'Hugging Face hub id or local directory of a BLIP-2 model.'),
     Param('device', 'auto', "Torch device: 'auto' (cuda if available), "
           "'cpu', 'cuda' or 'cuda:N'."),
-    Param('dtype', 'auto', "Weights dtype: 'auto' (float16 on CUDA; on a "
-          'CPU bfloat16 where it computes bfloat16 natively, AVX512-BF16 or '
-          "AMX, else float32), 'float16', 'bfloat16' or 'float32'.",
+    Param('dtype', 'auto', "Weights dtype: 'auto' (on CUDA float16, or "
+          'bfloat16 where the checkpoint was saved in it and the GPU '
+          'computes it; on a CPU bfloat16 where it computes bfloat16 '
+          "natively, AVX512-BF16 or AMX, else float32), 'float16', "
+          "'bfloat16' or 'float32'.",
           choices=('auto',) + tuple(sorted(DTYPES))),
     Param('quantize', 'none', "CPU only: 'int8' stores the language "
           "model's linear weights in int8 (torch dynamic quantization): "

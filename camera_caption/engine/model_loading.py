@@ -61,34 +61,52 @@ def resolve_dtype(dtype, device):
     return dtype_choice(dtype, device)[0]
 
 
-def dtype_choice(dtype, device, native_bf16=None):
+def dtype_choice(dtype, device, native_bf16=None, checkpoint=None,
+                 cuda_bf16=None):
     """
     Return ``(torch dtype, why)`` for the ``dtype`` parameter on ``device``.
 
-    ``auto`` is float16 on CUDA; on a CPU bfloat16 where the CPU computes
-    it natively (AVX512-BF16 or AMX: half the bytes per decode step),
-    else float32.  ``native_bf16`` overrides the CPU's own answer (tests).
+    ``auto`` on CUDA is bfloat16 where the checkpoint was saved in bfloat16
+    (``checkpoint``: its config's dtype; most chat models: float16 can
+    overflow in them, transformers#33294) and the GPU computes it, else
+    float16; on a CPU bfloat16 where the CPU computes it natively
+    (AVX512-BF16 or AMX: half the bytes per decode step), else float32.
+    ``native_bf16`` and ``cuda_bf16`` override the hardware's own answers
+    (tests).
     """
     import torch
     from camera_caption.engine.cpu_linears import cpu_has_native_bf16
     name = (dtype or 'auto').strip().lower()
     why = f'dtype {name}'
-    if name == 'auto':
-        if device.startswith('cuda'):
-            name, why = 'float16', 'dtype auto: float16 on CUDA'
+    if name == 'auto' and device.startswith('cuda'):
+        if checkpoint == 'bfloat16' and cuda_bf16 is None:
+            cuda_bf16 = torch.cuda.is_available() and \
+                torch.cuda.is_bf16_supported()
+        if checkpoint == 'bfloat16' and cuda_bf16:
+            name, why = 'bfloat16', ('dtype auto: bfloat16 on CUDA, the '
+                                     "checkpoint's own")
         else:
-            if native_bf16 is None:
-                native_bf16 = cpu_has_native_bf16()
-            name = 'bfloat16' if native_bf16 else 'float32'
-            why = ('dtype auto: bfloat16, this CPU computes it natively '
-                   '(AVX512-BF16 or AMX)' if native_bf16 else
-                   'dtype auto: float32, this CPU has no native bfloat16 '
-                   '(AVX512-BF16 or AMX)')
+            name, why = 'float16', 'dtype auto: float16 on CUDA'
+    elif name == 'auto':
+        if native_bf16 is None:
+            native_bf16 = cpu_has_native_bf16()
+        name = 'bfloat16' if native_bf16 else 'float32'
+        why = ('dtype auto: bfloat16, this CPU computes it natively '
+               '(AVX512-BF16 or AMX)' if native_bf16 else
+               'dtype auto: float32, this CPU has no native bfloat16 '
+               '(AVX512-BF16 or AMX)')
     if name not in DTYPES:
         raise ModelLoadError(
             "dtype '%s' is not one of auto, " % dtype
             + ', '.join(sorted(set(DTYPES.values()))))
     return getattr(torch, DTYPES[name]), why
+
+
+def checkpoint_dtype(config):
+    """Return the dtype a checkpoint's config names ('bfloat16', ...; '')."""
+    value = getattr(config, 'dtype', None) or \
+        getattr(config, 'torch_dtype', None)
+    return str(value or '').replace('torch.', '')
 
 
 def dtype_kwarg(torch_dtype, version=None):
@@ -175,6 +193,8 @@ def load_caption_model(model_id, device='auto', dtype='auto',
         reason = cannot_caption(model_id, config, processor)
         if reason:
             raise ModelLoadError(reason)
+        torch_dtype, dtype_why = dtype_choice(
+            dtype, device, checkpoint=checkpoint_dtype(config))
         model = model_cls.from_pretrained(
             files, **dtype_kwarg(torch_dtype), **remote)
     except ModelLoadError:
