@@ -167,29 +167,33 @@ def chat_inputs(processor, batch, prompt, system_prompt, video):
         if getattr(getattr(processor, 'video_processor', None),
                    'do_sample_frames', None) is not None:
             kwargs['do_sample_frames'] = False
-        kwargs.update(video_timing(processor, videos, spans))
+        kwargs.update(video_kwargs(processor, videos, spans))
     return processor(**kwargs)
 
 
-def video_timing(processor, videos, spans):
+def video_kwargs(processor, videos, spans):
     """
-    Return the processor's ``video_metadata`` for clips of known span ({}).
+    Return the video processor's timing and pixel-cap arguments it takes.
 
-    Qwen2.5-VL's time positions and Qwen3-VL's frame timestamps come from
-    a video's frame rate; without it they assume 24 fps (a 2 s clip of 4
-    frames read as 0.1 s).  The frames are evenly spread over the span.
-    Only where the video processor takes ``video_metadata`` (transformers
-    5) and every span is known.
+    ``video_metadata`` for clips of known span: Qwen2.5-VL's time positions
+    and Qwen3-VL's frame timestamps come from a video's frame rate; without
+    it they assume 24 fps (a 2 s clip of 4 frames read as 0.1 s).  The
+    frames are evenly spread over the span.  ``cap_pixels_per_frame``: the
+    reference (qwen-vl-utils) bound that transformers warns it will adopt;
+    a few-frame clip is far below it.  Only what the video processor takes
+    (transformers 5).
     """
-    kinds = getattr(getattr(processor, 'video_processor', None),
-                    'valid_kwargs', None)
-    if 'video_metadata' not in getattr(kinds, '__annotations__', {}) or \
-            None in spans:
-        return {}
-    return {'video_metadata': [
-        {'total_num_frames': len(video), 'fps': (len(video) - 1) / span,
-         'frames_indices': list(range(len(video)))}
-        for video, span in zip(videos, spans)]}
+    kinds = getattr(getattr(getattr(processor, 'video_processor', None),
+                            'valid_kwargs', None), '__annotations__', {})
+    kwargs = {}
+    if 'cap_pixels_per_frame' in kinds:
+        kwargs['cap_pixels_per_frame'] = True
+    if 'video_metadata' in kinds and None not in spans:
+        kwargs['video_metadata'] = [
+            {'total_num_frames': len(video), 'fps': (len(video) - 1) / span,
+             'frames_indices': list(range(len(video)))}
+            for video, span in zip(videos, spans)]
+    return kwargs
 
 
 class ChatVlmCaptioner(CaptionModel):
